@@ -1,0 +1,238 @@
+/*
+ * The revo store: one LMDB environment holding the issuers, every certificate they
+ * issued, the revocations, a journal of every change, and metadata (schema version).
+ *
+ * Everything here is transactional: each write function is one LMDB write transaction
+ * that either commits whole or leaves the store as it was. Readers see consistent
+ * snapshots. The map grows by itself when full. Layout: docs/store.md.
+ *
+ * Thread safety: a revo_store_t may be used from one thread at a time.
+ */
+#ifndef REVO_STORE_STORE_H
+#define REVO_STORE_STORE_H
+
+#include "pki/cert.h"
+#include "pki/err.h"
+#include "pki/serial.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* The schema version this code writes and the newest it can read. */
+#define REVO_STORE_SCHEMA_VERSION 1
+
+typedef struct revo_store revo_store_t;
+
+/** Who makes a change; recorded in every journal entry. */
+typedef struct revo_actor {
+	char user[64];
+	uint32_t uid;
+	char host[256];
+	char sudo_user[64]; /* "" when not under sudo */
+} revo_actor_t;
+
+/** Fill @out for the calling process: user name of the real uid, uid, host, SUDO_USER. */
+void revo_actor_self(revo_actor_t *out);
+
+enum revo_store_open_flags {
+	REVO_STORE_READONLY = 1 << 0, /* open for reading only (MDB_RDONLY) */
+};
+
+/**
+ * Create a store in @dir (the directory is created when missing) or check that the
+ * one there is usable. *@created (may be NULL) tells which. Journals an "init" entry
+ * when created. Errors: REVO_EIO, REVO_EACCES, REVO_ENOSTORE (a non-empty directory that
+ * holds something else), REVO_EVERSION.
+ */
+int revo_store_init(const char *dir, bool *created, revo_errmsg_t *em);
+
+/**
+ * Open the store in @dir. Nothing is created: a directory that is not a store is
+ * refused untouched. The environment variable REVO_MAP_SIZE (bytes) sets the initial
+ * map size (default 64 MiB; the map doubles when full).
+ * Errors: REVO_ENOSTORE, REVO_EVERSION, REVO_EACCES, REVO_EIO, REVO_ENOMEM.
+ * Caller closes *@out with revo_store_close.
+ */
+int revo_store_open(const char *dir, unsigned flags, revo_store_t **out, revo_errmsg_t *em);
+
+/** Close @st (may be NULL). */
+void revo_store_close(revo_store_t *st);
+
+/** Record @actor instead of the calling process in journal entries from now on. */
+void revo_store_set_actor(revo_store_t *st, const revo_actor_t *actor);
+
+/* ---- issuers ---- */
+
+#define REVO_ISSUER_NAME_MAX 63
+
+typedef struct revo_issuer {
+	uint32_t id;                          /* assigned by the store, from 1 */
+	char name[REVO_ISSUER_NAME_MAX + 1];
+	uint8_t *cert_der;                    /* the CA certificate */
+	size_t cert_len;
+	revo_issuer_hashes_t hashes;          /* OCSP CertID lookup keys */
+	char *key_ref;                        /* absolute path or pkcs11: URI */
+	uint8_t *ocsp_cert_der;               /* delegated responder certificate, or NULL */
+	size_t ocsp_cert_len;
+	char *ocsp_key_ref;                   /* or NULL */
+	int64_t crl_validity;                 /* seconds */
+	int64_t crl_every;                    /* seconds */
+	int64_t ocsp_validity;                /* seconds */
+	int64_t created;                      /* time of registration */
+} revo_issuer_t;
+
+/**
+ * Register an issuer; @in->id and @in->created are ignored and set in *@id_out and by
+ * the store. Errors: REVO_EEXIST (the name, or the same certificate, is registered),
+ * REVO_EINVAL (bad name).
+ */
+int revo_store_issuer_add(revo_store_t *st, const revo_issuer_t *in, uint32_t *id_out,
+			  revo_errmsg_t *em);
+
+/**
+ * All issuers, by id. *@out is a new array of *@n entries (possibly 0, then *@out may be
+ * NULL); the caller frees it with revo_issuers_free.
+ */
+int revo_store_issuers(revo_store_t *st, revo_issuer_t **out, size_t *n, revo_errmsg_t *em);
+
+/** Free an array from revo_store_issuers. */
+void revo_issuers_free(revo_issuer_t *v, size_t n);
+
+/* ---- certificates and revocations ---- */
+
+typedef struct revo_cert_rec {
+	uint32_t issuer_id;
+	revo_serial_t serial;
+	int64_t not_before;            /* 0 when unknown (index.txt imports) */
+	int64_t not_after;
+	char cn[REVO_CN_MAX + 1];      /* "" when none */
+	bool has_sha256;
+	uint8_t sha256[32];            /* certificate fingerprint, when known */
+} revo_cert_rec_t;
+
+typedef struct revo_revocation {
+	uint32_t issuer_id;
+	revo_serial_t serial;
+	int64_t revoked_at;
+	int reason;                    /* enum revo_reason, never removeFromCRL */
+	int64_t invalidity;            /* invalidity date, 0 when none */
+	bool at_explicit;              /* in: revoked_at was chosen by the user (see apply) */
+	uint64_t seq;                  /* out: journal sequence of the revocation */
+} revo_revocation_t;
+
+/** One change: register a certificate, revoke one, or both (same issuer and serial). */
+typedef struct revo_change {
+	const revo_cert_rec_t *cert;       /* may be NULL */
+	const revo_revocation_t *revoke;   /* may be NULL */
+} revo_change_t;
+
+enum revo_cert_result { REVO_CERT_NONE = 0, REVO_CERT_ADDED, REVO_CERT_PRESENT };
+enum revo_rev_result {
+	REVO_REV_NONE = 0,
+	REVO_REV_REVOKED,       /* newly revoked */
+	REVO_REV_ALREADY,       /* already revoked: nothing changed */
+	REVO_REV_HOLD_REPLACED, /* certificateHold replaced by a permanent reason */
+};
+
+typedef struct revo_change_result {
+	int cert;                   /* enum revo_cert_result */
+	int rev;                    /* enum revo_rev_result */
+	bool issued;                /* the store knows the certificate (after the change) */
+	revo_revocation_t current;  /* the revocation in force after the change (rev != NONE) */
+} revo_change_result_t;
+
+enum revo_apply_flags {
+	REVO_APPLY_NOSYNC = 1 << 0, /* commit without fsync (batch imports; sync at the end) */
+	REVO_APPLY_DRYRUN = 1 << 1, /* compute the results, then abort */
+};
+
+/**
+ * Apply @n changes in one write transaction, journaling each real change with @detail
+ * (may be NULL). A certificate already registered is left alone (REVO_CERT_PRESENT);
+ * one registered with a different fingerprint is an error. A serial already revoked
+ * keeps its revocation (REVO_REV_ALREADY) unless it is on hold and the new reason is
+ * permanent: then the reason and invalidity date are replaced, and the revocation time
+ * too when at_explicit (REVO_REV_HOLD_REPLACED). Without REVO_APPLY_NOSYNC the function
+ * returns only after the commit is on disk. @results (n entries, may be NULL) are set.
+ * Errors: REVO_EINVAL (removeFromCRL or a bad reason, a time in the future, mismatched
+ * cert/revoke pair, unknown issuer id), REVO_EEXIST (fingerprint conflict), REVO_EIO,
+ * REVO_EACCES.
+ */
+int revo_store_apply(revo_store_t *st, const revo_change_t *changes, size_t n, unsigned flags,
+		     const char *detail, revo_change_result_t *results, revo_errmsg_t *em);
+
+/**
+ * Take a certificate off hold: removes a certificateHold revocation and journals it.
+ * *@seq (may be NULL) gets the journal sequence. Errors: REVO_ENOTFOUND (not revoked),
+ * REVO_ESTATE (revoked for a permanent reason).
+ */
+int revo_store_unhold(revo_store_t *st, uint32_t issuer_id, const revo_serial_t *serial,
+		      uint64_t *seq, revo_errmsg_t *em);
+
+/**
+ * Look up one serial in one snapshot: *@has_cert / *@has_rev tell what was found and
+ * @cert / @rev (either may be NULL) are filled. Errors: REVO_ECORRUPT, REVO_EIO.
+ */
+int revo_store_lookup(revo_store_t *st, uint32_t issuer_id, const revo_serial_t *serial,
+		      revo_cert_rec_t *cert, bool *has_cert, revo_revocation_t *rev,
+		      bool *has_rev, revo_errmsg_t *em);
+
+/**
+ * Every registered certificate whose subject CN is @cn, of @issuer_id (0: of every
+ * issuer). *@out is a new array (caller frees with free()); *@n may be 0.
+ */
+int revo_store_find_cn(revo_store_t *st, const char *cn, uint32_t issuer_id,
+		       revo_cert_rec_t **out, size_t *n, revo_errmsg_t *em);
+
+/**
+ * Called per serial in issuer then serial order. @cert is NULL for a revoked serial
+ * the store never registered; @rev is NULL when not revoked. Both are borrowed for the
+ * call. Return 0 to go on, anything else to stop (returned by revo_store_list).
+ */
+typedef int (*revo_list_cb)(void *ctx, const revo_cert_rec_t *cert, const revo_revocation_t *rev);
+
+/** Walk certificates (or only revocations) of @issuer_id (0: all) in one snapshot. */
+int revo_store_list(revo_store_t *st, uint32_t issuer_id, bool revoked_only, revo_list_cb cb,
+		    void *ctx, revo_errmsg_t *em);
+
+/* ---- journal ---- */
+
+enum revo_op {
+	REVO_OP_INIT = 1,
+	REVO_OP_ISSUER_ADD = 2,
+	REVO_OP_CERT_ADD = 3,
+	REVO_OP_REVOKE = 4,
+	REVO_OP_UNHOLD = 5,
+};
+
+/** "init", "issuer-add", "cert-add", "revoke", "unhold", or "?" */
+const char *revo_op_name(int op);
+
+typedef struct revo_journal_entry {
+	uint64_t seq;
+	int64_t time_us;          /* microseconds since the epoch */
+	int op;                   /* enum revo_op */
+	uint32_t issuer_id;       /* 0 when none */
+	bool has_serial;
+	revo_serial_t serial;
+	int reason;               /* -1 when none */
+	int64_t revoked_at;       /* 0 when none */
+	int64_t invalidity;       /* 0 when none */
+	uint32_t uid;
+	const char *user;         /* borrowed: valid during the callback */
+	const char *host;
+	const char *sudo_user;    /* "" when none */
+	const char *detail;       /* "" when none */
+} revo_journal_entry_t;
+
+typedef int (*revo_journal_cb)(void *ctx, const revo_journal_entry_t *e);
+
+/** Walk journal entries with seq > @since, oldest first, in one snapshot. */
+int revo_store_journal(revo_store_t *st, uint64_t since, revo_journal_cb cb, void *ctx,
+		       revo_errmsg_t *em);
+
+/** Flush everything committed with REVO_APPLY_NOSYNC to disk. Errors: REVO_EIO. */
+int revo_store_sync(revo_store_t *st, revo_errmsg_t *em);
+
+#endif
