@@ -23,6 +23,7 @@ typedef struct cli {
 	bool json;
 	const char *cmd;          /* "revoke", "issuer add": the <what> of error lines */
 	const char *usage;        /* the command's usage text */
+	char cmdline[256];        /* the command as typed (journal detail) */
 	revo_store_t *store;      /* opened by cli_open_store */
 	revo_issuer_t *issuers;   /* loaded by cli_load_issuers */
 	size_t n_issuers;

@@ -240,7 +240,8 @@ int cmd_revoke(cli_t *cli, int argc, char **argv)
 		ch[i].revoke = &revs[i];
 		ch[i].cert = register_cert ? &targets[i] : NULL;
 	}
-	r = revo_store_apply(cli->store, ch, n, o.dry_run ? REVO_APPLY_DRYRUN : 0, NULL, res, &em);
+	r = revo_store_apply(cli->store, ch, n, o.dry_run ? REVO_APPLY_DRYRUN : 0, cli->cmdline, res,
+			     &em);
 	if (r) {
 		cli_fail(cli, r, &em);
 		goto out;
@@ -334,7 +335,7 @@ int cmd_unhold(cli_t *cli, int argc, char **argv)
 					  revo_serial_format(&serial, sx), found);
 	}
 	uint64_t seq = 0;
-	if ((r = revo_store_unhold(cli->store, is->id, &serial, &seq, &em)))
+	if ((r = revo_store_unhold(cli->store, is->id, &serial, cli->cmdline, &seq, &em)))
 		return cli_fail(cli, r, &em);
 	if (cli->json)
 		return cli_json_print(cli, json_pack("{s:o, s:s, s:s, s:I}", "serial",

@@ -136,6 +136,18 @@ int main(int argc, char **argv)
 	snprintf(name, sizeof(name), "%s%s%s", c->word1, c->word2 ? " " : "",
 		 c->word2 ? c->word2 : "");
 	cli.cmd = name;
+	/* the command as typed, for the journal: "revoke --cn web-1 --reason keyCompromise" */
+	size_t off = 0;
+	for (int k = i; k < argc && off + 1 < sizeof(cli.cmdline); k++) {
+		int w = snprintf(cli.cmdline + off, sizeof(cli.cmdline) - off, "%s%s",
+				 k > i ? " " : "", argv[k]);
+		if (w < 0)
+			break;
+		off += (size_t)w;
+	}
+	if (off >= sizeof(cli.cmdline))
+		off = sizeof(cli.cmdline) - 1;
+	cli.cmdline[off] = '\0';
 	cli.usage = c->usage;
 	/* the handler sees argv[0] = the command's last word, then its arguments */
 	int sub_argc = argc - i - words + 1;

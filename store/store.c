@@ -989,7 +989,8 @@ static int apply_one(wtx_t *w, const revo_change_t *ch, const char *detail,
 		if (!rq->at_explicit)
 			cur.revoked_at = old.revoked_at;
 		res->rev = REVO_REV_HOLD_REPLACED;
-		jdetail = "replaces certificateHold";
+		if (!jdetail)
+			jdetail = "replaces certificateHold";
 	} else if (rc == REVO_ENOTFOUND) {
 		res->rev = REVO_REV_REVOKED;
 	} else {
@@ -1048,6 +1049,7 @@ int revo_store_apply(revo_store_t *st, const revo_change_t *changes, size_t n, u
 struct unhold_ctx {
 	uint32_t issuer_id;
 	const revo_serial_t *serial;
+	const char *detail;
 	uint64_t seq;
 };
 
@@ -1081,7 +1083,8 @@ static int unhold_fn(wtx_t *w, void *vctx, revo_errmsg_t *em)
 	revo_journal_entry_t e = {.op = REVO_OP_UNHOLD, .issuer_id = ctx->issuer_id,
 				  .has_serial = true, .serial = *ctx->serial,
 				  .reason = REVO_REASON_CERTIFICATE_HOLD,
-				  .revoked_at = old.revoked_at, .detail = "taken off hold"};
+				  .revoked_at = old.revoked_at,
+				  .detail = ctx->detail ? ctx->detail : "taken off hold"};
 	if ((rc = journal_append(w, &e, em)) != 0)
 		return rc;
 	ctx->seq = e.seq;
@@ -1089,9 +1092,9 @@ static int unhold_fn(wtx_t *w, void *vctx, revo_errmsg_t *em)
 }
 
 int revo_store_unhold(revo_store_t *st, uint32_t issuer_id, const revo_serial_t *serial,
-		      uint64_t *seq, revo_errmsg_t *em)
+		      const char *detail, uint64_t *seq, revo_errmsg_t *em)
 {
-	struct unhold_ctx ctx = {.issuer_id = issuer_id, .serial = serial};
+	struct unhold_ctx ctx = {.issuer_id = issuer_id, .serial = serial, .detail = detail};
 	int rc = run_write(st, unhold_fn, &ctx, 0, em);
 	if (rc == 0 && seq)
 		*seq = ctx.seq;

@@ -163,12 +163,13 @@ int revo_store_apply(revo_store_t *st, const revo_change_t *changes, size_t n, u
 		     const char *detail, revo_change_result_t *results, revo_errmsg_t *em);
 
 /**
- * Take a certificate off hold: removes a certificateHold revocation and journals it.
+ * Take a certificate off hold: removes a certificateHold revocation and journals it
+ * with @detail (may be NULL).
  * *@seq (may be NULL) gets the journal sequence. Errors: REVO_ENOTFOUND (not revoked),
  * REVO_ESTATE (revoked for a permanent reason).
  */
 int revo_store_unhold(revo_store_t *st, uint32_t issuer_id, const revo_serial_t *serial,
-		      uint64_t *seq, revo_errmsg_t *em);
+		      const char *detail, uint64_t *seq, revo_errmsg_t *em);
 
 /**
  * Look up one serial in one snapshot: *@has_cert / *@has_rev tell what was found and

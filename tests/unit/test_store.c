@@ -133,7 +133,7 @@ static void revoke_then_already_then_hold_replaced(void **state)
 	assert_int_equal(res.current.revoked_at, now - 100);
 
 	/* and a permanent revocation cannot be undone */
-	assert_int_equal(revo_store_unhold(f->st, f->issuer, &k.serial, NULL, NULL), REVO_ESTATE);
+	assert_int_equal(revo_store_unhold(f->st, f->issuer, &k.serial, NULL, NULL, NULL), REVO_ESTATE);
 }
 
 static void unhold_removes_hold(void **state)
@@ -145,13 +145,13 @@ static void unhold_removes_hold(void **state)
 	assert_int_equal(revo_store_apply(f->st, &ch, 1, 0, NULL, &res, NULL), 0);
 	assert_false(res.issued);
 	uint64_t seq = 0;
-	assert_int_equal(revo_store_unhold(f->st, f->issuer, &r.serial, &seq, NULL), 0);
+	assert_int_equal(revo_store_unhold(f->st, f->issuer, &r.serial, NULL, &seq, NULL), 0);
 	assert_true(seq > 0);
 	bool hc, hr;
 	assert_int_equal(revo_store_lookup(f->st, f->issuer, &r.serial, NULL, &hc, NULL, &hr, NULL), 0);
 	assert_false(hc);
 	assert_false(hr);
-	assert_int_equal(revo_store_unhold(f->st, f->issuer, &r.serial, NULL, NULL), REVO_ENOTFOUND);
+	assert_int_equal(revo_store_unhold(f->st, f->issuer, &r.serial, NULL, NULL, NULL), REVO_ENOTFOUND);
 }
 
 static void invalid_revocations_refused_and_nothing_written(void **state)
