@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define OPT_JSON 1001
+#define OPT_JSON  1001
 #define OPT_STORE 1002
 
 int cli_fail(cli_t *cli, int rc, const revo_errmsg_t *em)
@@ -98,7 +98,8 @@ int cli_parse(cli_t *cli, int argc, char **argv, const struct option *longopts, 
 int cli_open_store(cli_t *cli, bool readonly)
 {
 	revo_errmsg_t em = {{0}};
-	int rc = revo_store_open(cli->store_dir, readonly ? REVO_STORE_READONLY : 0, &cli->store, &em);
+	int rc =
+	    revo_store_open(cli->store_dir, readonly ? REVO_STORE_READONLY : 0, &cli->store, &em);
 	if (rc)
 		return cli_fail(cli, rc, &em);
 	return 0;
@@ -132,7 +133,8 @@ const revo_issuer_t *cli_issuer_pick(cli_t *cli, const char *name, int *exit_cod
 	if (name) {
 		const revo_issuer_t *is = cli_issuer_by_name(cli, name);
 		if (!is)
-			*exit_code = cli_failf(cli, "no issuer named '%s' (see 'revo issuer list')", name);
+			*exit_code =
+			    cli_failf(cli, "no issuer named '%s' (see 'revo issuer list')", name);
 		return is;
 	}
 	if (cli->n_issuers == 1)
@@ -188,10 +190,11 @@ int cli_issuer_of(cli_t *cli, X509 *x, const revo_issuer_t *only, const revo_iss
 				    "certificate is not signed by issuer '%s' (its issuer is '%s')",
 				    only->name, name);
 	if (name_match)
-		return revo_err_set(em, REVO_ENOTFOUND,
-				    "certificate names issuer '%s' but its signature does not verify "
-				    "with that issuer's key",
-				    name);
+		return revo_err_set(
+		    em, REVO_ENOTFOUND,
+		    "certificate names issuer '%s' but its signature does not verify "
+		    "with that issuer's key",
+		    name);
 	return revo_err_set(em, REVO_ENOTFOUND,
 			    "certificate's issuer '%s' is not in the store (see 'revo issuer add')",
 			    name);

@@ -21,11 +21,11 @@ enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_MISUSE = 2 };
 typedef struct cli {
 	const char *store_dir;
 	bool json;
-	const char *cmd;          /* "revoke", "issuer add": the <what> of error lines */
-	const char *usage;        /* the command's usage text */
-	char cmdline[256];        /* the command as typed (journal detail) */
-	revo_store_t *store;      /* opened by cli_open_store */
-	revo_issuer_t *issuers;   /* loaded by cli_load_issuers */
+	const char *cmd;        /* "revoke", "issuer add": the <what> of error lines */
+	const char *usage;      /* the command's usage text */
+	char cmdline[256];      /* the command as typed (journal detail) */
+	revo_store_t *store;    /* opened by cli_open_store */
+	revo_issuer_t *issuers; /* loaded by cli_load_issuers */
 	size_t n_issuers;
 } cli_t;
 

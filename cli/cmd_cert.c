@@ -36,8 +36,8 @@ static int opt_issuer(cli_t *cli, int opt, const char *arg, void *ctx)
 }
 
 static const struct option ISSUER_OPT[] = {
-	{"issuer", required_argument, NULL, 'i'},
-	{0},
+    {"issuer", required_argument, NULL, 'i'},
+    {0},
 };
 
 /* ---- cert add ---- */
@@ -62,7 +62,7 @@ int cmd_cert_add(cli_t *cli, int argc, char **argv)
 	int ret = EXIT_FAIL;
 	revo_errmsg_t em = {{0}};
 	for (int i = first; i < argc; i++) {
-		STACK_OF(X509) *sk;
+		STACK_OF(X509) * sk;
 		if ((r = revo_cert_load(argv[i], &sk, &em)) != 0) {
 			cli_fail(cli, r, &em);
 			goto out;
@@ -76,7 +76,8 @@ int cmd_cert_add(cli_t *cli, int argc, char **argv)
 				r = revo_cert_info(x, &info, &em);
 			if (r) {
 				sk_X509_pop_free(sk, X509_free);
-				cli_failf(cli, "%s: %s", argv[i], em.msg[0] ? em.msg : revo_strerror(r));
+				cli_failf(cli, "%s: %s", argv[i],
+					  em.msg[0] ? em.msg : revo_strerror(r));
 				goto out;
 			}
 			if (n == cap) {
@@ -127,10 +128,10 @@ int cmd_cert_add(cli_t *cli, int argc, char **argv)
 		const revo_issuer_t *is = cli_issuer_by_id(cli, c->issuer_id);
 		if (cli->json) {
 			json_array_append_new(
-				arr, json_pack("{s:o, s:s, s:o, s:o, s:s}", "serial",
-					       cli_json_serial(&c->serial), "issuer", is->name, "cn",
-					       cli_json_str(c->cn), "not_after",
-					       cli_json_time(c->not_after), "result", result));
+			    arr, json_pack("{s:o, s:s, s:o, s:o, s:s}", "serial",
+					   cli_json_serial(&c->serial), "issuer", is->name, "cn",
+					   cli_json_str(c->cn), "not_after",
+					   cli_json_time(c->not_after), "result", result));
 		} else {
 			char sx[REVO_SERIAL_HEX_MAX], t[REVO_TIME_STR_MAX];
 			printf("%-7s %s %s cn=%s not_after=%s\n", result, is->name,
@@ -141,8 +142,9 @@ int cmd_cert_add(cli_t *cli, int argc, char **argv)
 	free(ch);
 	free(res);
 	if (cli->json) {
-		ret = cli_json_print(cli, json_pack("{s:I, s:I, s:o}", "added", (json_int_t)added,
-						    "present", (json_int_t)(n - added), "certs", arr));
+		ret = cli_json_print(cli,
+				     json_pack("{s:I, s:I, s:o}", "added", (json_int_t)added,
+					       "present", (json_int_t)(n - added), "certs", arr));
 	} else {
 		json_decref(arr);
 		printf("%zu added, %zu already present\n", added, n - added);
@@ -193,7 +195,8 @@ static int parse_index_line(const char *line, size_t len, uint32_t issuer_id, in
 		return revo_err_set(em, REVO_EINVAL, "expected 6 tab-separated fields");
 	memset(out, 0, sizeof(*out));
 	if (fl[0] != 1 || (f[0][0] != 'V' && f[0][0] != 'R' && f[0][0] != 'E'))
-		return revo_err_set(em, REVO_EINVAL, "status '%.*s' is not V, R or E", (int)fl[0], f[0]);
+		return revo_err_set(em, REVO_EINVAL, "status '%.*s' is not V, R or E", (int)fl[0],
+				    f[0]);
 	if (revo_time_parse_asn1_text(f[1], fl[1], &out->cert.not_after))
 		return revo_err_set(em, REVO_EINVAL, "bad expiry time '%.*s'", (int)fl[1], f[1]);
 	char sbuf[128];
@@ -209,7 +212,8 @@ static int parse_index_line(const char *line, size_t len, uint32_t issuer_id, in
 
 	if (f[0][0] != 'R') {
 		if (fl[2] != 0)
-			return revo_err_set(em, REVO_EINVAL, "revocation field on a %c line", f[0][0]);
+			return revo_err_set(em, REVO_EINVAL, "revocation field on a %c line",
+					    f[0][0]);
 		return REVO_OK;
 	}
 	/* time[,reason[,extra]] */
@@ -219,7 +223,8 @@ static int parse_index_line(const char *line, size_t len, uint32_t issuer_id, in
 	if (revo_time_parse_asn1_text(r, tl, &out->rev.revoked_at))
 		return revo_err_set(em, REVO_EINVAL, "bad revocation time '%.*s'", (int)tl, r);
 	if (out->rev.revoked_at > now)
-		return revo_err_set(em, REVO_EINVAL, "revocation time '%.*s' is in the future", (int)tl, r);
+		return revo_err_set(em, REVO_EINVAL, "revocation time '%.*s' is in the future",
+				    (int)tl, r);
 	out->rev.reason = REVO_REASON_UNSPECIFIED;
 	if (c1) {
 		const char *rs = c1 + 1;
@@ -227,7 +232,8 @@ static int parse_index_line(const char *line, size_t len, uint32_t issuer_id, in
 		size_t rl = (size_t)((c2 ? c2 : rend) - rs);
 		char name[64];
 		if (rl == 0 || rl >= sizeof(name))
-			return revo_err_set(em, REVO_EINVAL, "bad revocation reason '%.*s'", (int)rl, rs);
+			return revo_err_set(em, REVO_EINVAL, "bad revocation reason '%.*s'",
+					    (int)rl, rs);
 		memcpy(name, rs, rl);
 		name[rl] = '\0';
 		bool has_time = false;
@@ -240,20 +246,24 @@ static int parse_index_line(const char *line, size_t len, uint32_t issuer_id, in
 			out->rev.reason = REVO_REASON_CA_COMPROMISE;
 			has_time = true;
 		} else if (revo_reason_parse(name, &out->rev.reason, NULL) != 0) {
-			return revo_err_set(em, REVO_EINVAL, "unknown revocation reason '%s'", name);
+			return revo_err_set(em, REVO_EINVAL, "unknown revocation reason '%s'",
+					    name);
 		} else {
 			has_time = out->rev.reason == REVO_REASON_KEY_COMPROMISE ||
 				   out->rev.reason == REVO_REASON_CA_COMPROMISE;
 		}
 		if (c2 && has_time) {
 			const char *ts = c2 + 1;
-			if (revo_time_parse_asn1_text(ts, (size_t)(rend - ts), &out->rev.invalidity))
+			if (revo_time_parse_asn1_text(ts, (size_t)(rend - ts),
+						      &out->rev.invalidity))
 				return revo_err_set(em, REVO_EINVAL, "bad compromise time '%.*s'",
 						    (int)(rend - ts), ts);
 			if (out->rev.invalidity > now)
-				return revo_err_set(em, REVO_EINVAL, "compromise time is in the future");
+				return revo_err_set(em, REVO_EINVAL,
+						    "compromise time is in the future");
 		} else if (c2 && out->rev.reason != REVO_REASON_CERTIFICATE_HOLD) {
-			return revo_err_set(em, REVO_EINVAL, "unexpected field after reason '%s'", name);
+			return revo_err_set(em, REVO_EINVAL, "unexpected field after reason '%s'",
+					    name);
 		}
 	}
 	if (out->rev.reason == REVO_REASON_REMOVE_FROM_CRL)
@@ -276,13 +286,15 @@ static int flush_batch(cli_t *cli, index_line_t *batch, size_t n, revo_change_t 
 		ch[i].cert = &batch[i].cert;
 		ch[i].revoke = batch[i].revoked ? &batch[i].rev : NULL;
 	}
-	int rc = revo_store_apply(cli->store, ch, n, REVO_APPLY_NOSYNC, "import openssl-index", res, em);
+	int rc =
+	    revo_store_apply(cli->store, ch, n, REVO_APPLY_NOSYNC, "import openssl-index", res, em);
 	if (rc)
 		return rc;
 	for (size_t i = 0; i < n; i++) {
 		st->added += res[i].cert == REVO_CERT_ADDED;
 		st->present += res[i].cert == REVO_CERT_PRESENT;
-		st->revoked += res[i].rev == REVO_REV_REVOKED || res[i].rev == REVO_REV_HOLD_REPLACED;
+		st->revoked +=
+		    res[i].rev == REVO_REV_REVOKED || res[i].rev == REVO_REV_HOLD_REPLACED;
 		st->already += res[i].rev == REVO_REV_ALREADY;
 	}
 	return REVO_OK;
@@ -357,7 +369,8 @@ int cmd_import_index(cli_t *cli, int argc, char **argv)
 			index_line_t *l = &batch[nb];
 			r = parse_index_line(p, (size_t)(le - p), is->id, now, l, &em);
 			if (r) {
-				cli_failf(cli, "%s:%zu: %s; nothing imported", path, lineno, em.msg);
+				cli_failf(cli, "%s:%zu: %s; nothing imported", path, lineno,
+					  em.msg);
 				goto out;
 			}
 			p = next;
@@ -376,7 +389,8 @@ int cmd_import_index(cli_t *cli, int argc, char **argv)
 		}
 		if (pass == 2 && nb) {
 			if ((r = flush_batch(cli, batch, nb, ch, res, &st, &em)) != 0) {
-				cli_failf(cli, "%s: %s", path, em.msg[0] ? em.msg : revo_strerror(r));
+				cli_failf(cli, "%s: %s", path,
+					  em.msg[0] ? em.msg : revo_strerror(r));
 				goto out;
 			}
 		}
@@ -386,11 +400,11 @@ int cmd_import_index(cli_t *cli, int argc, char **argv)
 		goto out;
 	}
 	if (cli->json) {
-		ret = cli_json_print(cli, json_pack("{s:s, s:I, s:I, s:I, s:I, s:I}", "issuer", is->name,
-						    "lines", (json_int_t)st.lines, "added",
-						    (json_int_t)st.added, "present", (json_int_t)st.present,
-						    "revoked", (json_int_t)st.revoked, "already_revoked",
-						    (json_int_t)st.already));
+		ret = cli_json_print(
+		    cli, json_pack("{s:s, s:I, s:I, s:I, s:I, s:I}", "issuer", is->name, "lines",
+				   (json_int_t)st.lines, "added", (json_int_t)st.added, "present",
+				   (json_int_t)st.present, "revoked", (json_int_t)st.revoked,
+				   "already_revoked", (json_int_t)st.already));
 	} else {
 		printf("imported %zu lines into issuer '%s': %zu certificates added, %zu already "
 		       "present, %zu revoked, %zu already revoked\n",
@@ -421,14 +435,16 @@ static int crl_entry(const X509_REVOKED *e, size_t idx, uint32_t issuer_id, int6
 	if (revo_time_from_asn1(X509_REVOKED_get0_revocationDate(e), &out->revoked_at))
 		return revo_err_set(em, REVO_EINVAL, "entry %s has an invalid revocation date", sx);
 	if (out->revoked_at > now)
-		return revo_err_set(em, REVO_EINVAL, "entry %s has a revocation date in the future", sx);
+		return revo_err_set(em, REVO_EINVAL, "entry %s has a revocation date in the future",
+				    sx);
 	int crit = 0;
 	ASN1_ENUMERATED *reason = X509_REVOKED_get_ext_d2i(e, NID_crl_reason, &crit, NULL);
 	if (reason) {
 		long v = ASN1_ENUMERATED_get(reason);
 		ASN1_ENUMERATED_free(reason);
 		if (!revo_reason_valid((int)v))
-			return revo_err_set(em, REVO_EINVAL, "entry %s has invalid reason code %ld", sx, v);
+			return revo_err_set(em, REVO_EINVAL, "entry %s has invalid reason code %ld",
+					    sx, v);
 		out->reason = (int)v;
 	} else if (crit != -1) {
 		return revo_err_set(em, REVO_EINVAL, "entry %s has a malformed reason code", sx);
@@ -442,11 +458,13 @@ static int crl_entry(const X509_REVOKED *e, size_t idx, uint32_t issuer_id, int6
 		int irc = revo_time_from_asn1(inv, &out->invalidity);
 		ASN1_GENERALIZEDTIME_free(inv);
 		if (irc)
-			return revo_err_set(em, REVO_EINVAL, "entry %s has an invalid invalidity date", sx);
+			return revo_err_set(em, REVO_EINVAL,
+					    "entry %s has an invalid invalidity date", sx);
 		if (out->invalidity > now)
 			out->invalidity = 0;
 	} else if (crit != -1) {
-		return revo_err_set(em, REVO_EINVAL, "entry %s has a malformed invalidity date", sx);
+		return revo_err_set(em, REVO_EINVAL, "entry %s has a malformed invalidity date",
+				    sx);
 	}
 	out->issuer_id = issuer_id;
 	out->at_explicit = true;
@@ -498,8 +516,8 @@ int cmd_import_crl(cli_t *cli, int argc, char **argv)
 	}
 	if (X509_CRL_verify(crl, X509_get0_pubkey(ca)) != 1) {
 		ERR_clear_error();
-		cli_failf(cli, "%s: CRL signature does not verify with the key of issuer '%s'", path,
-			  is->name);
+		cli_failf(cli, "%s: CRL signature does not verify with the key of issuer '%s'",
+			  path, is->name);
 		goto out;
 	}
 	int crit = 0;
@@ -521,8 +539,8 @@ int cmd_import_crl(cli_t *cli, int argc, char **argv)
 	int64_t now = revo_now();
 	for (size_t i = 0; i < n; i++) {
 		bool skip;
-		r = crl_entry(sk_X509_REVOKED_value(entries, (int)i), i + 1, is->id, now, &revs[nrev],
-			      &skip, &em);
+		r = crl_entry(sk_X509_REVOKED_value(entries, (int)i), i + 1, is->id, now,
+			      &revs[nrev], &skip, &em);
 		if (r) {
 			cli_failf(cli, "%s: %s; nothing imported", path, em.msg);
 			goto out;
@@ -543,7 +561,8 @@ int cmd_import_crl(cli_t *cli, int argc, char **argv)
 			goto out;
 		}
 		for (size_t i = 0; i < k; i++) {
-			newly += res[i].rev == REVO_REV_REVOKED || res[i].rev == REVO_REV_HOLD_REPLACED;
+			newly +=
+			    res[i].rev == REVO_REV_REVOKED || res[i].rev == REVO_REV_HOLD_REPLACED;
 			already += res[i].rev == REVO_REV_ALREADY;
 		}
 	}
@@ -552,14 +571,15 @@ int cmd_import_crl(cli_t *cli, int argc, char **argv)
 		goto out;
 	}
 	if (cli->json) {
-		ret = cli_json_print(cli, json_pack("{s:s, s:I, s:I, s:I, s:I}", "issuer", is->name,
-						    "entries", (json_int_t)n, "revoked",
-						    (json_int_t)newly, "already_revoked",
-						    (json_int_t)already, "skipped", (json_int_t)skipped));
+		ret = cli_json_print(
+		    cli, json_pack("{s:s, s:I, s:I, s:I, s:I}", "issuer", is->name, "entries",
+				   (json_int_t)n, "revoked", (json_int_t)newly, "already_revoked",
+				   (json_int_t)already, "skipped", (json_int_t)skipped));
 	} else {
-		printf("imported %zu CRL entries into issuer '%s': %zu revoked, %zu already revoked, "
-		       "%zu skipped (removeFromCRL)\n",
-		       n, is->name, newly, already, skipped);
+		printf(
+		    "imported %zu CRL entries into issuer '%s': %zu revoked, %zu already revoked, "
+		    "%zu skipped (removeFromCRL)\n",
+		    n, is->name, newly, already, skipped);
 		ret = EXIT_OK;
 	}
 out:

@@ -35,8 +35,9 @@ int cmd_init(cli_t *cli, int argc, char **argv)
 		return cli_json_print(cli, json_pack("{s:s, s:b, s:i}", "store", cli->store_dir,
 						     "created", created, "schema_version",
 						     REVO_STORE_SCHEMA_VERSION));
-	printf("%s store %s (schema version %d)\n", created ? "created" : "already initialised:",
-	       cli->store_dir, REVO_STORE_SCHEMA_VERSION);
+	printf("%s store %s (schema version %d)\n",
+	       created ? "created" : "already initialised:", cli->store_dir,
+	       REVO_STORE_SCHEMA_VERSION);
 	return EXIT_OK;
 }
 
@@ -64,13 +65,16 @@ static json_t *issuer_json(const revo_issuer_t *is)
 	json_object_set_new(o, "name", json_string(is->name));
 	json_object_set_new(o, "subject", json_string(subj));
 	json_object_set_new(o, "not_after", cli_json_time(not_after));
-	json_object_set_new(o, "sha1_name_hash", json_string(revo_hex(is->hashes.name_sha1, 20, h1)));
+	json_object_set_new(o, "sha1_name_hash",
+			    json_string(revo_hex(is->hashes.name_sha1, 20, h1)));
 	json_object_set_new(o, "sha1_key_hash", json_string(revo_hex(is->hashes.key_sha1, 20, h2)));
 	json_object_set_new(o, "sha256_name_hash",
 			    json_string(revo_hex(is->hashes.name_sha256, 32, h3)));
-	json_object_set_new(o, "sha256_key_hash", json_string(revo_hex(is->hashes.key_sha256, 32, h4)));
+	json_object_set_new(o, "sha256_key_hash",
+			    json_string(revo_hex(is->hashes.key_sha256, 32, h4)));
 	json_object_set_new(o, "key", json_string(is->key_ref));
-	json_object_set_new(o, "ocsp_cert_subject", is->ocsp_cert_der ? json_string(osubj) : json_null());
+	json_object_set_new(o, "ocsp_cert_subject",
+			    is->ocsp_cert_der ? json_string(osubj) : json_null());
 	json_object_set_new(o, "ocsp_key", cli_json_str(is->ocsp_key_ref));
 	json_object_set_new(o, "crl_validity", json_integer(is->crl_validity));
 	json_object_set_new(o, "crl_every", json_integer(is->crl_every));
@@ -137,14 +141,15 @@ static int key_ref(cli_t *cli, const char *opt, const char *ref, char **out)
 static int load_one_cert(cli_t *cli, const char *opt, const char *path, X509 **out)
 {
 	revo_errmsg_t em = {{0}};
-	STACK_OF(X509) *sk;
+	STACK_OF(X509) * sk;
 	int rc = revo_cert_load(path, &sk, &em);
 	if (rc)
 		return cli_failf(cli, "--%s: %s", opt, em.msg);
 	if (sk_X509_num(sk) != 1) {
 		int n = sk_X509_num(sk);
 		sk_X509_pop_free(sk, X509_free);
-		return cli_failf(cli, "--%s: %s holds %d certificates; give exactly one", opt, path, n);
+		return cli_failf(cli, "--%s: %s holds %d certificates; give exactly one", opt, path,
+				 n);
 	}
 	*out = sk_X509_shift(sk);
 	sk_X509_free(sk);
@@ -165,14 +170,14 @@ static int der_of(X509 *x, uint8_t **der, size_t *len)
 int cmd_issuer_add(cli_t *cli, int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"cert", required_argument, NULL, 'c'},
-		{"key", required_argument, NULL, 'k'},
-		{"ocsp-cert", required_argument, NULL, 'C'},
-		{"ocsp-key", required_argument, NULL, 'K'},
-		{"crl-validity", required_argument, NULL, 'v'},
-		{"crl-every", required_argument, NULL, 'e'},
-		{"ocsp-validity", required_argument, NULL, 'V'},
-		{0},
+	    {"cert", required_argument, NULL, 'c'},
+	    {"key", required_argument, NULL, 'k'},
+	    {"ocsp-cert", required_argument, NULL, 'C'},
+	    {"ocsp-key", required_argument, NULL, 'K'},
+	    {"crl-validity", required_argument, NULL, 'v'},
+	    {"crl-every", required_argument, NULL, 'e'},
+	    {"ocsp-validity", required_argument, NULL, 'V'},
+	    {0},
 	};
 	struct issuer_add_opts o = {0};
 	int first;
@@ -188,19 +193,23 @@ int cmd_issuer_add(cli_t *cli, int argc, char **argv)
 	if (!o.ocsp_cert != !o.ocsp_key)
 		return cli_misuse(cli, "--ocsp-cert and --ocsp-key go together");
 
-	revo_issuer_t is = {.crl_validity = 7 * 86400, .crl_every = 3600, .ocsp_validity = 4 * 86400};
+	revo_issuer_t is = {
+	    .crl_validity = 7 * 86400, .crl_every = 3600, .ocsp_validity = 4 * 86400};
 	const char *name = argv[first];
 	if (strlen(name) > REVO_ISSUER_NAME_MAX)
 		return cli_failf(cli, "issuer name '%s' is longer than %d characters", name,
 				 REVO_ISSUER_NAME_MAX);
 	memcpy(is.name, name, strlen(name) + 1);
-	if ((o.crl_validity && (r = cli_duration_arg(cli, "crl-validity", o.crl_validity, &is.crl_validity))) ||
+	if ((o.crl_validity &&
+	     (r = cli_duration_arg(cli, "crl-validity", o.crl_validity, &is.crl_validity))) ||
 	    (o.crl_every && (r = cli_duration_arg(cli, "crl-every", o.crl_every, &is.crl_every))) ||
-	    (o.ocsp_validity && (r = cli_duration_arg(cli, "ocsp-validity", o.ocsp_validity, &is.ocsp_validity))))
+	    (o.ocsp_validity &&
+	     (r = cli_duration_arg(cli, "ocsp-validity", o.ocsp_validity, &is.ocsp_validity))))
 		return r;
 	if (is.crl_every >= is.crl_validity)
-		return cli_failf(cli, "--crl-every (%llds) must be shorter than --crl-validity (%llds), "
-				      "or CRLs would expire before the next one",
+		return cli_failf(cli,
+				 "--crl-every (%llds) must be shorter than --crl-validity (%llds), "
+				 "or CRLs would expire before the next one",
 				 (long long)is.crl_every, (long long)is.crl_validity);
 
 	X509 *ca = NULL, *oc = NULL;
@@ -209,8 +218,9 @@ int cmd_issuer_add(cli_t *cli, int argc, char **argv)
 	if ((r = load_one_cert(cli, "cert", o.cert, &ca)) != 0)
 		return r;
 	if (!(X509_get_extension_flags(ca) & EXFLAG_CA)) {
-		ret = cli_failf(cli, "--cert %s is not a CA certificate (basicConstraints cA is not TRUE)",
-				o.cert);
+		ret = cli_failf(
+		    cli, "--cert %s is not a CA certificate (basicConstraints cA is not TRUE)",
+		    o.cert);
 		goto out;
 	}
 	if (o.ocsp_cert) {
@@ -222,7 +232,8 @@ int cmd_issuer_add(cli_t *cli, int argc, char **argv)
 		if (X509_NAME_cmp(X509_get_issuer_name(oc), X509_get_subject_name(ca)) != 0 ||
 		    X509_verify(oc, X509_get0_pubkey(ca)) != 1) {
 			ERR_clear_error();
-			cli_failf(cli, "--ocsp-cert %s is not signed by the CA of --cert", o.ocsp_cert);
+			cli_failf(cli, "--ocsp-cert %s is not signed by the CA of --cert",
+				  o.ocsp_cert);
 			goto out;
 		}
 		if (!(X509_get_extension_flags(oc) & EXFLAG_XKUSAGE) ||

@@ -30,8 +30,8 @@ static int q_opt(cli_t *cli, int opt, const char *arg, void *vctx)
 	return 0;
 }
 
-static json_t *entry_json(const char *issuer, const revo_serial_t *serial,
-			  const revo_cert_rec_t *c, const revo_revocation_t *rv, int64_t now)
+static json_t *entry_json(const char *issuer, const revo_serial_t *serial, const revo_cert_rec_t *c,
+			  const revo_revocation_t *rv, int64_t now)
 {
 	json_t *o = json_object();
 	json_object_set_new(o, "serial", cli_json_serial(serial));
@@ -71,9 +71,9 @@ static void entry_print(json_t *o)
 int cmd_status(cli_t *cli, int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"serial", required_argument, NULL, 's'},
-		{"issuer", required_argument, NULL, 'i'},
-		{0},
+	    {"serial", required_argument, NULL, 's'},
+	    {"issuer", required_argument, NULL, 'i'},
+	    {0},
 	};
 	struct q_opts o = {0};
 	int first;
@@ -105,7 +105,8 @@ int cmd_status(cli_t *cli, int argc, char **argv)
 		revo_cert_rec_t c2;
 		revo_revocation_t rv2;
 		bool hc2, hr2;
-		if ((r = revo_store_lookup(cli->store, is->id, &serial, &c2, &hc2, &rv2, &hr2, &em)))
+		if ((r = revo_store_lookup(cli->store, is->id, &serial, &c2, &hc2, &rv2, &hr2,
+					   &em)))
 			return cli_fail(cli, r, &em);
 		if (hc2 || hr2) {
 			if (!found) {
@@ -123,8 +124,10 @@ int cmd_status(cli_t *cli, int argc, char **argv)
 		return cli_misuse(cli, "serial %s exists under %d issuers: give --issuer",
 				  revo_serial_format(&serial, sx), found);
 	}
-	json_t *e = entry_json(hit ? hit->name : only ? only->name : NULL, &serial, hc ? &c : NULL,
-			       hr ? &rv : NULL, revo_now());
+	json_t *e = entry_json(hit    ? hit->name
+			       : only ? only->name
+				      : NULL,
+			       &serial, hc ? &c : NULL, hr ? &rv : NULL, revo_now());
 	if (cli->json)
 		return cli_json_print(cli, e);
 	entry_print(e);
@@ -161,9 +164,9 @@ static int list_cb(void *vctx, const revo_cert_rec_t *c, const revo_revocation_t
 int cmd_list(cli_t *cli, int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"revoked", no_argument, NULL, 'R'},
-		{"issuer", required_argument, NULL, 'i'},
-		{0},
+	    {"revoked", no_argument, NULL, 'R'},
+	    {"issuer", required_argument, NULL, 'i'},
+	    {0},
 	};
 	struct q_opts o = {0};
 	int first;
@@ -226,7 +229,8 @@ static int log_cb(void *vctx, const revo_journal_entry_t *e)
 		if (e->reason >= 0)
 			printf(" reason=%s", revo_reason_name(e->reason));
 		if (e->revoked_at)
-			printf(" revoked_at=%s", json_string_value(json_object_get(o, "revoked_at")));
+			printf(" revoked_at=%s",
+			       json_string_value(json_object_get(o, "revoked_at")));
 		printf(" by %s(%u)@%s", e->user, e->uid, e->host);
 		if (e->sudo_user[0])
 			printf(" sudo:%s", e->sudo_user);
@@ -242,8 +246,8 @@ static int log_cb(void *vctx, const revo_journal_entry_t *e)
 int cmd_log(cli_t *cli, int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"since", required_argument, NULL, 'S'},
-		{0},
+	    {"since", required_argument, NULL, 'S'},
+	    {0},
 	};
 	struct q_opts o = {0};
 	int first;

@@ -51,7 +51,8 @@ static int locate(cli_t *cli, const revo_serial_t *serial, const revo_issuer_t *
 	*err = 0;
 	for (size_t i = 0; i < cli->n_issuers; i++) {
 		bool hc, hr;
-		int rc = revo_store_lookup(cli->store, cli->issuers[i].id, serial, NULL, &hc, NULL, &hr, em);
+		int rc = revo_store_lookup(cli->store, cli->issuers[i].id, serial, NULL, &hc, NULL,
+					   &hr, em);
 		if (rc) {
 			*err = rc;
 			return 0;
@@ -70,8 +71,8 @@ static json_t *result_json(cli_t *cli, const revo_change_t *ch, const revo_chang
 {
 	const revo_revocation_t *cur = &res->current;
 	const revo_issuer_t *is = cli_issuer_by_id(cli, ch->revoke->issuer_id);
-	const char *result = res->rev == REVO_REV_ALREADY ? "already-revoked"
-			     : dry_run ? "would-revoke"
+	const char *result = res->rev == REVO_REV_ALREADY         ? "already-revoked"
+			     : dry_run                            ? "would-revoke"
 			     : res->rev == REVO_REV_HOLD_REPLACED ? "hold-replaced"
 								  : "revoked";
 	return json_pack("{s:o, s:s, s:o, s:b, s:s, s:o, s:o, s:o, s:o}", "serial",
@@ -80,24 +81,24 @@ static json_t *result_json(cli_t *cli, const revo_change_t *ch, const revo_chang
 			 cli_json_reason(cur->reason), "revoked_at", cli_json_time(cur->revoked_at),
 			 "invalidity_date", cli_json_time(cur->invalidity), "seq",
 			 (dry_run && res->rev != REVO_REV_ALREADY) || !cur->seq
-				 ? json_null()
-				 : json_integer((json_int_t)cur->seq));
+			     ? json_null()
+			     : json_integer((json_int_t)cur->seq));
 }
 
 int cmd_revoke(cli_t *cli, int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"serial", required_argument, NULL, 's'},
-		{"cert", required_argument, NULL, 'c'},
-		{"cn", required_argument, NULL, 'n'},
-		{"issuer", required_argument, NULL, 'i'},
-		{"reason", required_argument, NULL, 'r'},
-		{"at", required_argument, NULL, 'a'},
-		{"invalidity-date", required_argument, NULL, 'd'},
-		{"dry-run", no_argument, NULL, 'D'},
-		{"publish", no_argument, NULL, 'P'},
-		{"wait", required_argument, NULL, 'W'},
-		{0},
+	    {"serial", required_argument, NULL, 's'},
+	    {"cert", required_argument, NULL, 'c'},
+	    {"cn", required_argument, NULL, 'n'},
+	    {"issuer", required_argument, NULL, 'i'},
+	    {"reason", required_argument, NULL, 'r'},
+	    {"at", required_argument, NULL, 'a'},
+	    {"invalidity-date", required_argument, NULL, 'd'},
+	    {"dry-run", no_argument, NULL, 'D'},
+	    {"publish", no_argument, NULL, 'P'},
+	    {"wait", required_argument, NULL, 'W'},
+	    {0},
 	};
 	struct revoke_opts o = {0};
 	int first;
@@ -107,8 +108,9 @@ int cmd_revoke(cli_t *cli, int argc, char **argv)
 	if (first < argc)
 		return cli_misuse(cli, "unexpected argument '%s'", argv[first]);
 	if (o.publish || o.wait)
-		return cli_misuse(cli, "--publish and --wait need the publisher, which this build of "
-				       "revo does not include; revoke without them");
+		return cli_misuse(cli,
+				  "--publish and --wait need the publisher, which this build of "
+				  "revo does not include; revoke without them");
 	if (!!o.serial + !!o.cert + !!o.cn != 1)
 		return cli_misuse(cli, "give exactly one of --serial, --cert or --cn");
 
@@ -120,7 +122,8 @@ int cmd_revoke(cli_t *cli, int argc, char **argv)
 		if ((r = cli_time_arg(cli, "at", o.at, &tmpl.revoked_at)))
 			return r;
 		if (tmpl.revoked_at > now)
-			return cli_failf(cli, "--at %s is in the future: a revocation time cannot be", o.at);
+			return cli_failf(
+			    cli, "--at %s is in the future: a revocation time cannot be", o.at);
 		tmpl.at_explicit = true;
 	} else {
 		tmpl.revoked_at = now;
@@ -129,7 +132,8 @@ int cmd_revoke(cli_t *cli, int argc, char **argv)
 		if ((r = cli_time_arg(cli, "invalidity-date", o.invalidity, &tmpl.invalidity)))
 			return r;
 		if (tmpl.invalidity > now)
-			return cli_failf(cli, "--invalidity-date %s is in the future", o.invalidity);
+			return cli_failf(cli, "--invalidity-date %s is in the future",
+					 o.invalidity);
 	}
 	revo_serial_t serial;
 	if (o.serial && (r = cli_serial_arg(cli, o.serial, &serial)))
@@ -157,13 +161,15 @@ int cmd_revoke(cli_t *cli, int argc, char **argv)
 			if (err)
 				return cli_fail(cli, err, &em);
 			if (found == 0)
-				return cli_failf(cli,
-						 "serial %s is not in the store; give --issuer NAME to "
-						 "revoke a certificate the store does not know",
-						 revo_serial_format(&serial, sx));
+				return cli_failf(
+				    cli,
+				    "serial %s is not in the store; give --issuer NAME to "
+				    "revoke a certificate the store does not know",
+				    revo_serial_format(&serial, sx));
 			if (found > 1)
-				return cli_misuse(cli, "serial %s exists under %d issuers: give --issuer",
-						  revo_serial_format(&serial, sx), found);
+				return cli_misuse(
+				    cli, "serial %s exists under %d issuers: give --issuer",
+				    revo_serial_format(&serial, sx), found);
 		}
 		bool hc, hr;
 		if ((r = revo_store_lookup(cli->store, is->id, &serial, &one, &hc, NULL, &hr, &em)))
@@ -175,13 +181,14 @@ int cmd_revoke(cli_t *cli, int argc, char **argv)
 		targets = &one;
 		n = 1;
 	} else if (o.cert) {
-		STACK_OF(X509) *sk;
+		STACK_OF(X509) * sk;
 		if ((r = revo_cert_load(o.cert, &sk, &em)))
 			return cli_fail(cli, r, &em);
 		if (sk_X509_num(sk) != 1) {
 			int k = sk_X509_num(sk);
 			sk_X509_pop_free(sk, X509_free);
-			return cli_failf(cli, "--cert %s holds %d certificates; give one", o.cert, k);
+			return cli_failf(cli, "--cert %s holds %d certificates; give one", o.cert,
+					 k);
 		}
 		const revo_issuer_t *is;
 		revo_cert_info_t info;
@@ -191,7 +198,8 @@ int cmd_revoke(cli_t *cli, int argc, char **argv)
 			r = revo_cert_info(x, &info, &em);
 		sk_X509_pop_free(sk, X509_free);
 		if (r)
-			return cli_failf(cli, "--cert %s: %s", o.cert, em.msg[0] ? em.msg : revo_strerror(r));
+			return cli_failf(cli, "--cert %s: %s", o.cert,
+					 em.msg[0] ? em.msg : revo_strerror(r));
 		memset(&one, 0, sizeof(one));
 		one.issuer_id = is->id;
 		one.serial = info.serial;
@@ -218,8 +226,9 @@ int cmd_revoke(cli_t *cli, int argc, char **argv)
 		if (n == 0) {
 			free(all);
 			if (expired)
-				return cli_failf(cli, "no unexpired certificate has CN '%s' (%zu expired)",
-						 o.cn, expired);
+				return cli_failf(
+				    cli, "no unexpired certificate has CN '%s' (%zu expired)", o.cn,
+				    expired);
 			return cli_failf(cli, "no certificate has CN '%s'%s", o.cn,
 					 only ? " under this issuer" : "");
 		}
@@ -240,17 +249,19 @@ int cmd_revoke(cli_t *cli, int argc, char **argv)
 		ch[i].revoke = &revs[i];
 		ch[i].cert = register_cert ? &targets[i] : NULL;
 	}
-	r = revo_store_apply(cli->store, ch, n, o.dry_run ? REVO_APPLY_DRYRUN : 0, cli->cmdline, res,
-			     &em);
+	r = revo_store_apply(cli->store, ch, n, o.dry_run ? REVO_APPLY_DRYRUN : 0, cli->cmdline,
+			     res, &em);
 	if (r) {
 		cli_fail(cli, r, &em);
 		goto out;
 	}
 	json_t *arr = json_array();
 	for (size_t i = 0; i < n; i++)
-		json_array_append_new(arr, result_json(cli, &ch[i], &res[i], targets[i].cn, o.dry_run));
+		json_array_append_new(arr,
+				      result_json(cli, &ch[i], &res[i], targets[i].cn, o.dry_run));
 	if (cli->json) {
-		ret = cli_json_print(cli, json_pack("{s:b, s:o}", "dry_run", o.dry_run, "certs", arr));
+		ret = cli_json_print(cli,
+				     json_pack("{s:b, s:o}", "dry_run", o.dry_run, "certs", arr));
 	} else {
 		for (size_t i = 0; i < n; i++) {
 			json_t *e = json_array_get(arr, i);
@@ -295,9 +306,9 @@ static int serial_opt(cli_t *cli, int opt, const char *arg, void *vctx)
 }
 
 static const struct option SERIAL_OPTS[] = {
-	{"serial", required_argument, NULL, 's'},
-	{"issuer", required_argument, NULL, 'i'},
-	{0},
+    {"serial", required_argument, NULL, 's'},
+    {"issuer", required_argument, NULL, 'i'},
+    {0},
 };
 
 int cmd_unhold(cli_t *cli, int argc, char **argv)

@@ -21,22 +21,22 @@ struct command {
 };
 
 static const struct command COMMANDS[] = {
-	{"init", NULL, cmd_init, "revo init"},
-	{"issuer", "add", cmd_issuer_add,
-	 "revo issuer add NAME --cert CA.pem --key KEYREF [--ocsp-cert CERT --ocsp-key KEYREF]\n"
-	 "                [--crl-validity 7d] [--crl-every 1h] [--ocsp-validity 4d]"},
-	{"issuer", "list", cmd_issuer_list, "revo issuer list"},
-	{"cert", "add", cmd_cert_add, "revo cert add [--issuer NAME] CERT.pem..."},
-	{"import", "openssl-index", cmd_import_index,
-	 "revo import openssl-index INDEX.txt --issuer NAME"},
-	{"import", "crl", cmd_import_crl, "revo import crl FILE.crl --issuer NAME"},
-	{"revoke", NULL, cmd_revoke,
-	 "revo revoke (--serial S | --cert FILE | --cn NAME) [--issuer NAME] [--reason R]\n"
-	 "            [--at TIME] [--invalidity-date TIME] [--dry-run]"},
-	{"unhold", NULL, cmd_unhold, "revo unhold --serial S [--issuer NAME]"},
-	{"status", NULL, cmd_status, "revo status --serial S [--issuer NAME]"},
-	{"list", NULL, cmd_list, "revo list [--revoked] [--issuer NAME]"},
-	{"log", NULL, cmd_log, "revo log [--since SEQ]"},
+    {"init", NULL, cmd_init, "revo init"},
+    {"issuer", "add", cmd_issuer_add,
+     "revo issuer add NAME --cert CA.pem --key KEYREF [--ocsp-cert CERT --ocsp-key KEYREF]\n"
+     "                [--crl-validity 7d] [--crl-every 1h] [--ocsp-validity 4d]"},
+    {"issuer", "list", cmd_issuer_list, "revo issuer list"},
+    {"cert", "add", cmd_cert_add, "revo cert add [--issuer NAME] CERT.pem..."},
+    {"import", "openssl-index", cmd_import_index,
+     "revo import openssl-index INDEX.txt --issuer NAME"},
+    {"import", "crl", cmd_import_crl, "revo import crl FILE.crl --issuer NAME"},
+    {"revoke", NULL, cmd_revoke,
+     "revo revoke (--serial S | --cert FILE | --cn NAME) [--issuer NAME] [--reason R]\n"
+     "            [--at TIME] [--invalidity-date TIME] [--dry-run]"},
+    {"unhold", NULL, cmd_unhold, "revo unhold --serial S [--issuer NAME]"},
+    {"status", NULL, cmd_status, "revo status --serial S [--issuer NAME]"},
+    {"list", NULL, cmd_list, "revo list [--revoked] [--issuer NAME]"},
+    {"log", NULL, cmd_log, "revo log [--since SEQ]"},
 };
 #define N_COMMANDS (sizeof(COMMANDS) / sizeof(COMMANDS[0]))
 
@@ -126,10 +126,12 @@ int main(int argc, char **argv)
 	const struct command *c = find(argc - i, argv + i, &words);
 	if (!c) {
 		if (is_group(argv[i]))
-			fprintf(stderr, "revo: %s: unknown or missing subcommand%s%s (see 'revo --help')\n",
+			fprintf(stderr,
+				"revo: %s: unknown or missing subcommand%s%s (see 'revo --help')\n",
 				argv[i], i + 1 < argc ? " " : "", i + 1 < argc ? argv[i + 1] : "");
 		else
-			fprintf(stderr, "revo: unknown command '%s' (see 'revo --help')\n", argv[i]);
+			fprintf(stderr, "revo: unknown command '%s' (see 'revo --help')\n",
+				argv[i]);
 		return EXIT_MISUSE;
 	}
 	char name[64];

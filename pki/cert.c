@@ -70,7 +70,7 @@ static int is_pem(const uint8_t *p, size_t n)
 	return 0;
 }
 
-int revo_cert_load(const char *path, STACK_OF(X509) **out, revo_errmsg_t *em)
+int revo_cert_load(const char *path, STACK_OF(X509) * *out, revo_errmsg_t *em)
 {
 	uint8_t *buf;
 	size_t n;
@@ -94,8 +94,10 @@ int revo_cert_load(const char *path, STACK_OF(X509) **out, revo_errmsg_t *em)
 		}
 		unsigned long e = ERR_peek_last_error();
 		/* running out of PEM blocks is the normal end; anything else is a bad block */
-		if (e && !(ERR_GET_LIB(e) == ERR_LIB_PEM && ERR_GET_REASON(e) == PEM_R_NO_START_LINE))
-			rc = revo_err_set_ssl(em, REVO_EINVAL, "%s: malformed PEM certificate", path);
+		if (e &&
+		    !(ERR_GET_LIB(e) == ERR_LIB_PEM && ERR_GET_REASON(e) == PEM_R_NO_START_LINE))
+			rc = revo_err_set_ssl(em, REVO_EINVAL, "%s: malformed PEM certificate",
+					      path);
 		BIO_free(b);
 		ERR_clear_error();
 		if (!rc && sk_X509_num(sk) == 0)
@@ -104,10 +106,12 @@ int revo_cert_load(const char *path, STACK_OF(X509) **out, revo_errmsg_t *em)
 		const uint8_t *p = buf;
 		X509 *x = d2i_X509(NULL, &p, (long)n);
 		if (!x)
-			rc = revo_err_set_ssl(em, REVO_EINVAL, "%s: not a PEM or DER certificate", path);
+			rc = revo_err_set_ssl(em, REVO_EINVAL, "%s: not a PEM or DER certificate",
+					      path);
 		else if (p != buf + n) {
 			X509_free(x);
-			rc = revo_err_set(em, REVO_EINVAL, "%s: trailing data after DER certificate", path);
+			rc = revo_err_set(em, REVO_EINVAL,
+					  "%s: trailing data after DER certificate", path);
 		} else if (!sk_X509_push(sk, x)) {
 			X509_free(x);
 			rc = REVO_ENOMEM;

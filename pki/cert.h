@@ -37,7 +37,7 @@ typedef struct revo_issuer_hashes {
  * sk_X509_pop_free(*out, X509_free)) holding at least one certificate.
  * Errors: REVO_EIO (cannot read), REVO_EINVAL (not a certificate).
  */
-int revo_cert_load(const char *path, STACK_OF(X509) **out, revo_errmsg_t *em);
+int revo_cert_load(const char *path, STACK_OF(X509) * *out, revo_errmsg_t *em);
 
 /** Load one CRL (PEM or DER). Caller frees with X509_CRL_free. Errors as above. */
 int revo_crl_load(const char *path, X509_CRL **out, revo_errmsg_t *em);

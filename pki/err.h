@@ -13,17 +13,18 @@
 
 enum revo_err {
 	REVO_OK = 0,
-	REVO_ENOMEM = -1,   /* out of memory */
-	REVO_EINVAL = -2,   /* invalid input (parse error, bad value) */
-	REVO_ENOTFOUND = -3,/* no such issuer / certificate / entry */
-	REVO_EEXIST = -4,   /* already exists */
-	REVO_EIO = -5,      /* I/O error (read, write, fsync) */
-	REVO_ENOSTORE = -6, /* directory is not a revo store */
-	REVO_EVERSION = -7, /* store written by a newer schema */
-	REVO_EACCES = -8,   /* permission denied / read-only */
-	REVO_ECRYPTO = -9,  /* signature does not verify, key mismatch, OpenSSL failure */
-	REVO_ECORRUPT = -10,/* stored value cannot be decoded */
-	REVO_ESTATE = -11,  /* operation not allowed in this state (unhold of a permanent revocation) */
+	REVO_ENOMEM = -1,    /* out of memory */
+	REVO_EINVAL = -2,    /* invalid input (parse error, bad value) */
+	REVO_ENOTFOUND = -3, /* no such issuer / certificate / entry */
+	REVO_EEXIST = -4,    /* already exists */
+	REVO_EIO = -5,       /* I/O error (read, write, fsync) */
+	REVO_ENOSTORE = -6,  /* directory is not a revo store */
+	REVO_EVERSION = -7,  /* store written by a newer schema */
+	REVO_EACCES = -8,    /* permission denied / read-only */
+	REVO_ECRYPTO = -9,   /* signature does not verify, key mismatch, OpenSSL failure */
+	REVO_ECORRUPT = -10, /* stored value cannot be decoded */
+	REVO_ESTATE =
+	    -11, /* operation not allowed in this state (unhold of a permanent revocation) */
 	REVO_EINTERNAL = -12,
 };
 
@@ -41,7 +42,7 @@ typedef struct revo_errmsg {
  * @em may be NULL.
  */
 int revo_err_set(revo_errmsg_t *em, int err, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 /** Clear @em (may be NULL). */
 void revo_err_clear(revo_errmsg_t *em);
@@ -51,6 +52,6 @@ void revo_err_clear(revo_errmsg_t *em);
  * OpenSSL error queue), e.g. "CA.pem: not a certificate (PEM: no start line)".
  */
 int revo_err_set_ssl(revo_errmsg_t *em, int err, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 #endif

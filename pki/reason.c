@@ -6,10 +6,9 @@
 #include <strings.h>
 
 static const char *const names[] = {
-	"unspecified",	      "keyCompromise",	 "cACompromise",
-	"affiliationChanged", "superseded",	 "cessationOfOperation",
-	"certificateHold",    NULL,		 "removeFromCRL",
-	"privilegeWithdrawn", "aACompromise",
+    "unspecified",   "keyCompromise",        "cACompromise",    "affiliationChanged",
+    "superseded",    "cessationOfOperation", "certificateHold", NULL,
+    "removeFromCRL", "privilegeWithdrawn",   "aACompromise",
 };
 
 const char *revo_reason_name(int code)
@@ -32,9 +31,10 @@ int revo_reason_parse(const char *name, int *code, revo_errmsg_t *em)
 			return REVO_OK;
 		}
 	}
-	return revo_err_set(em, REVO_EINVAL,
-			    "unknown reason '%s' (one of unspecified, keyCompromise, cACompromise, "
-			    "affiliationChanged, superseded, cessationOfOperation, certificateHold, "
-			    "privilegeWithdrawn, aACompromise)",
-			    name);
+	return revo_err_set(
+	    em, REVO_EINVAL,
+	    "unknown reason '%s' (one of unspecified, keyCompromise, cACompromise, "
+	    "affiliationChanged, superseded, cessationOfOperation, certificateHold, "
+	    "privilegeWithdrawn, aACompromise)",
+	    name);
 }

@@ -26,7 +26,8 @@ int revo_serial_parse(const char *text, revo_serial_t *out, revo_errmsg_t *em)
 	while (*p == ' ' || *p == '\t')
 		p++;
 	if (*p == '-')
-		return revo_err_set(em, REVO_EINVAL, "serial '%s' is negative: serials are positive", text);
+		return revo_err_set(em, REVO_EINVAL,
+				    "serial '%s' is negative: serials are positive", text);
 	if (p[0] == '0' && (p[1] == 'x' || p[1] == 'X'))
 		p += 2;
 	bool seen = false;
@@ -37,19 +38,21 @@ int revo_serial_parse(const char *text, revo_serial_t *out, revo_errmsg_t *em)
 			break;
 		int v = hexval((unsigned char)*p);
 		if (v < 0)
-			return revo_err_set(em, REVO_EINVAL, "serial '%s' is not hexadecimal", text);
+			return revo_err_set(em, REVO_EINVAL, "serial '%s' is not hexadecimal",
+					    text);
 		seen = true;
 		if (n == 0 && v == 0)
 			continue; /* leading zero nibble */
 		if (n >= 2 * REVO_SERIAL_MAX)
-			return revo_err_set(em, REVO_EINVAL,
-					    "serial '%s' is longer than %d octets", text, REVO_SERIAL_MAX);
+			return revo_err_set(em, REVO_EINVAL, "serial '%s' is longer than %d octets",
+					    text, REVO_SERIAL_MAX);
 		nib[n++] = (uint8_t)v;
 	}
 	if (!seen)
 		return revo_err_set(em, REVO_EINVAL, "serial '%s' is empty", text);
 	if (n == 0)
-		return revo_err_set(em, REVO_EINVAL, "serial '%s' is zero: serials are positive", text);
+		return revo_err_set(em, REVO_EINVAL, "serial '%s' is zero: serials are positive",
+				    text);
 	memset(out, 0, sizeof(*out));
 	out->len = (uint8_t)((n + 1) / 2);
 	size_t i = 0, o = 0;
@@ -84,7 +87,8 @@ int revo_serial_from_asn1(const ASN1_INTEGER *ai, revo_serial_t *out, revo_errms
 		return revo_err_set(em, REVO_EINVAL, "serial is missing");
 	if (ASN1_STRING_type(ai) == V_ASN1_NEG_INTEGER)
 		return revo_err_set(em, REVO_EINVAL, "serial is negative: serials are positive");
-	return revo_serial_from_bytes(ASN1_STRING_get0_data(ai), (size_t)ASN1_STRING_length(ai), out, em);
+	return revo_serial_from_bytes(ASN1_STRING_get0_data(ai), (size_t)ASN1_STRING_length(ai),
+				      out, em);
 }
 
 char *revo_serial_format(const revo_serial_t *s, char *buf)

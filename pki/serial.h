@@ -18,8 +18,8 @@
 #define REVO_SERIAL_HEX_MAX (2 * REVO_SERIAL_MAX + 1)
 
 typedef struct revo_serial {
-	uint8_t len;                   /* 1..20 */
-	uint8_t mag[REVO_SERIAL_MAX];  /* big-endian, mag[0] != 0 */
+	uint8_t len;                  /* 1..20 */
+	uint8_t mag[REVO_SERIAL_MAX]; /* big-endian, mag[0] != 0 */
 } revo_serial_t;
 
 /**

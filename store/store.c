@@ -21,9 +21,9 @@
 #include <unistd.h>
 #include <dirent.h>
 
-#define VALUE_VERSION 1
+#define VALUE_VERSION    1
 #define DEFAULT_MAP_SIZE ((size_t)64 << 20)
-#define MAX_MAP_SIZE ((size_t)1 << 40)
+#define MAX_MAP_SIZE     ((size_t)1 << 40)
 /* Internal: the map is full; abort, grow and retry. Never returned to callers. */
 #define RETRY_GROW 1
 
@@ -53,7 +53,8 @@ static int lmdb_err(int rc, revo_errmsg_t *em, const char *what)
 	case EACCES:
 	case EPERM:
 	case EROFS:
-		return revo_err_set(em, REVO_EACCES, "%s: %s (read-only store?)", what, strerror(rc));
+		return revo_err_set(em, REVO_EACCES, "%s: %s (read-only store?)", what,
+				    strerror(rc));
 	case ENOMEM: return revo_err_set(em, REVO_ENOMEM, "%s: out of memory", what);
 	case MDB_INVALID:
 	case MDB_VERSION_MISMATCH:
@@ -62,8 +63,7 @@ static int lmdb_err(int rc, revo_errmsg_t *em, const char *what)
 	case MDB_CORRUPTED:
 	case MDB_PAGE_NOTFOUND:
 		return revo_err_set(em, REVO_ECORRUPT, "%s: %s", what, mdb_strerror(rc));
-	case MDB_READERS_FULL:
-		return revo_err_set(em, REVO_EIO, "%s: too many readers", what);
+	case MDB_READERS_FULL: return revo_err_set(em, REVO_EIO, "%s: too many readers", what);
 	default: return revo_err_set(em, REVO_EIO, "%s: %s", what, mdb_strerror(rc));
 	}
 }
@@ -183,8 +183,8 @@ static int check_version(revo_rbuf_t *r, revo_errmsg_t *em, const char *what)
 		return revo_err_set(em, REVO_ECORRUPT, "corrupt %s record", what);
 	if (v > VALUE_VERSION)
 		return revo_err_set(em, REVO_EVERSION,
-				    "%s record has version %u, newer than this revo reads (%u)", what,
-				    v, VALUE_VERSION);
+				    "%s record has version %u, newer than this revo reads (%u)",
+				    what, v, VALUE_VERSION);
 	return REVO_OK;
 }
 
@@ -408,8 +408,8 @@ static int journal_append(wtx_t *w, revo_journal_entry_t *e, revo_errmsg_t *em)
 	return rc;
 }
 
-static int dec_journal(const MDB_val *k, const MDB_val *v, revo_journal_entry_t *e,
-		       char *strs, size_t strs_len, revo_errmsg_t *em)
+static int dec_journal(const MDB_val *k, const MDB_val *v, revo_journal_entry_t *e, char *strs,
+		       size_t strs_len, revo_errmsg_t *em)
 {
 	revo_rbuf_t r;
 	memset(e, 0, sizeof(*e));
@@ -463,20 +463,22 @@ static const char *const DB_NAMES[] = {"meta", "issuers", "certs", "revoked", "b
 
 static int open_dbis(revo_store_t *st, MDB_txn *txn, bool create, revo_errmsg_t *em)
 {
-	MDB_dbi *dbis[] = {&st->meta, &st->issuers, &st->certs, &st->revoked, &st->by_cn, &st->journal};
+	MDB_dbi *dbis[] = {&st->meta,    &st->issuers, &st->certs,
+			   &st->revoked, &st->by_cn,   &st->journal};
 	for (size_t i = 0; i < 6; i++) {
 		unsigned fl = create ? MDB_CREATE : 0;
 		if (i == 4)
 			fl |= MDB_DUPSORT;
 		int rc = mdb_dbi_open(txn, DB_NAMES[i], fl, dbis[i]);
 		if (rc == MDB_NOTFOUND)
-			return revo_err_set(em, REVO_ENOSTORE,
-					    "%s is not a revo store (no '%s' database; run 'revo init')",
-					    st->dir, DB_NAMES[i]);
+			return revo_err_set(
+			    em, REVO_ENOSTORE,
+			    "%s is not a revo store (no '%s' database; run 'revo init')", st->dir,
+			    DB_NAMES[i]);
 		if (rc == MDB_INCOMPATIBLE)
 			return revo_err_set(em, REVO_ENOSTORE,
-					    "%s is not a revo store ('%s' has other flags)", st->dir,
-					    DB_NAMES[i]);
+					    "%s is not a revo store ('%s' has other flags)",
+					    st->dir, DB_NAMES[i]);
 		if (rc)
 			return lmdb_err(rc, em, st->dir);
 		if (i == 0 && !create) {
@@ -485,7 +487,8 @@ static int open_dbis(revo_store_t *st, MDB_txn *txn, bool create, revo_errmsg_t 
 			rc = get(txn, st->meta, "schema_version", 14, &v, em);
 			if (rc == REVO_ENOTFOUND)
 				return revo_err_set(em, REVO_ENOSTORE,
-						    "%s is not a revo store (no schema version)", st->dir);
+						    "%s is not a revo store (no schema version)",
+						    st->dir);
 			if (rc)
 				return rc;
 			if (v.mv_size != 4)
@@ -493,10 +496,11 @@ static int open_dbis(revo_store_t *st, MDB_txn *txn, bool create, revo_errmsg_t 
 						    st->dir);
 			uint32_t ver = revo_get_be32(v.mv_data);
 			if (ver > REVO_STORE_SCHEMA_VERSION)
-				return revo_err_set(em, REVO_EVERSION,
-						    "%s has schema version %u, newer than this revo "
-						    "supports (%u): upgrade revo",
-						    st->dir, ver, REVO_STORE_SCHEMA_VERSION);
+				return revo_err_set(
+				    em, REVO_EVERSION,
+				    "%s has schema version %u, newer than this revo "
+				    "supports (%u): upgrade revo",
+				    st->dir, ver, REVO_STORE_SCHEMA_VERSION);
 			if (ver == 0)
 				return revo_err_set(em, REVO_ECORRUPT, "%s: corrupt schema version",
 						    st->dir);
@@ -536,8 +540,8 @@ static int env_open(const char *dir, unsigned flags, revo_store_t **out, revo_er
 		rc = mdb_env_open(st->env, dir, MDB_NOTLS | (st->readonly ? MDB_RDONLY : 0), 0660);
 	if (rc) {
 		int err = (rc == ENOENT)
-				  ? revo_err_set(em, REVO_ENOSTORE, "%s is not a revo store", dir)
-				  : lmdb_err(rc, em, dir);
+			      ? revo_err_set(em, REVO_ENOSTORE, "%s is not a revo store", dir)
+			      : lmdb_err(rc, em, dir);
 		revo_store_close(st);
 		return err;
 	}
@@ -567,8 +571,8 @@ static int check_dir(const char *dir, bool *has_data, revo_errmsg_t *em)
 	char path[4096];
 	if (stat(dir, &sb) != 0) {
 		if (errno == ENOENT)
-			return revo_err_set(em, REVO_ENOSTORE, "store %s does not exist (run 'revo init')",
-					    dir);
+			return revo_err_set(em, REVO_ENOSTORE,
+					    "store %s does not exist (run 'revo init')", dir);
 		return revo_err_set(em, errno == EACCES ? REVO_EACCES : REVO_EIO, "%s: %s", dir,
 				    strerror(errno));
 	}
@@ -641,10 +645,11 @@ static int init_fn(wtx_t *w, void *ctx, revo_errmsg_t *em)
 	if (rc == 0) {
 		*created = false;
 		if (v.mv_size == 4 && revo_get_be32(v.mv_data) > REVO_STORE_SCHEMA_VERSION)
-			return revo_err_set(em, REVO_EVERSION,
-					    "%s has schema version %u, newer than this revo supports "
-					    "(%u): upgrade revo",
-					    st->dir, revo_get_be32(v.mv_data), REVO_STORE_SCHEMA_VERSION);
+			return revo_err_set(
+			    em, REVO_EVERSION,
+			    "%s has schema version %u, newer than this revo supports "
+			    "(%u): upgrade revo",
+			    st->dir, revo_get_be32(v.mv_data), REVO_STORE_SCHEMA_VERSION);
 		return REVO_OK;
 	}
 	if (rc != REVO_ENOTFOUND)
@@ -671,9 +676,9 @@ int revo_store_init(const char *dir, bool *created, revo_errmsg_t *em)
 	if (rc)
 		return rc;
 	if (!has_data && !dir_is_empty(dir))
-		return revo_err_set(em, REVO_ENOSTORE,
-				    "%s is not empty and holds no revo store: use an empty directory",
-				    dir);
+		return revo_err_set(
+		    em, REVO_ENOSTORE,
+		    "%s is not empty and holds no revo store: use an empty directory", dir);
 	if (has_data) {
 		/* an existing store (or one whose creation was interrupted): check, complete */
 		revo_store_t *probe;
@@ -769,9 +774,9 @@ static int issuer_add_fn(wtx_t *w, void *vctx, revo_errmsg_t *em)
 			if (dup_name)
 				return revo_err_set(em, REVO_EEXIST, "issuer '%s' already exists",
 						    ctx->in->name);
-			return revo_err_set(em, REVO_EEXIST,
-					    "this CA certificate is already registered as issuer '%s'",
-					    other);
+			return revo_err_set(
+			    em, REVO_EEXIST,
+			    "this CA certificate is already registered as issuer '%s'", other);
 		}
 		if (id > max_id)
 			max_id = id;
@@ -787,13 +792,14 @@ static int issuer_add_fn(wtx_t *w, void *vctx, revo_errmsg_t *em)
 	enc_issuer(&b, &is);
 	uint8_t key[4];
 	revo_be32(key, is.id);
-	rc = b.oom ? REVO_ENOMEM : put(w->txn, st->issuers, key, 4, b.p, b.len, MDB_NOOVERWRITE, em);
+	rc =
+	    b.oom ? REVO_ENOMEM : put(w->txn, st->issuers, key, 4, b.p, b.len, MDB_NOOVERWRITE, em);
 	revo_wbuf_free(&b);
 	if (rc)
 		return rc == REVO_EEXIST ? revo_err_set(em, REVO_ECORRUPT, "issuer id reused") : rc;
 	ctx->id = is.id;
-	revo_journal_entry_t e = {.op = REVO_OP_ISSUER_ADD, .issuer_id = is.id, .reason = -1,
-				  .detail = is.name};
+	revo_journal_entry_t e = {
+	    .op = REVO_OP_ISSUER_ADD, .issuer_id = is.id, .reason = -1, .detail = is.name};
 	return journal_append(w, &e, em);
 }
 
@@ -805,7 +811,8 @@ int revo_store_issuer_add(revo_store_t *st, const revo_issuer_t *in, uint32_t *i
 				    "issuer name '%s' is not valid (1-63 of A-Z a-z 0-9 . _ -)",
 				    in->name);
 	if (!in->cert_der || !in->key_ref)
-		return revo_err_set(em, REVO_EINVAL, "issuer needs a certificate and a key reference");
+		return revo_err_set(em, REVO_EINVAL,
+				    "issuer needs a certificate and a key reference");
 	struct issuer_add_ctx ctx = {.in = in};
 	int rc = run_write(st, issuer_add_fn, &ctx, 0, em);
 	if (rc == 0 && id_out)
@@ -919,27 +926,33 @@ static int apply_one(wtx_t *w, const revo_change_t *ch, const char *detail,
 				return rc;
 			if (old.has_sha256 && cert->has_sha256 &&
 			    memcmp(old.sha256, cert->sha256, 32) != 0)
-				return revo_err_set(em, REVO_EEXIST,
-						    "serial %s is already registered for a different "
-						    "certificate of this issuer",
-						    sx);
+				return revo_err_set(
+				    em, REVO_EEXIST,
+				    "serial %s is already registered for a different "
+				    "certificate of this issuer",
+				    sx);
 			res->cert = REVO_CERT_PRESENT;
 		} else if (rc == REVO_ENOTFOUND) {
 			revo_wbuf_t b;
 			revo_wbuf_init(&b);
 			enc_cert(&b, cert);
-			rc = b.oom ? REVO_ENOMEM : put(w->txn, st->certs, key, kl, b.p, b.len, 0, em);
+			rc = b.oom ? REVO_ENOMEM
+				   : put(w->txn, st->certs, key, kl, b.p, b.len, 0, em);
 			revo_wbuf_free(&b);
 			if (rc)
 				return rc;
 			if (cert->cn[0]) {
 				size_t cl = strlen(cert->cn);
-				if ((rc = put(w->txn, st->by_cn, cert->cn, cl, key, kl, 0, em)) != 0 &&
+				if ((rc = put(w->txn, st->by_cn, cert->cn, cl, key, kl, 0, em)) !=
+					0 &&
 				    rc != REVO_EEXIST)
 					return rc;
 			}
-			revo_journal_entry_t e = {.op = REVO_OP_CERT_ADD, .issuer_id = issuer_id,
-						  .has_serial = true, .serial = *serial, .reason = -1,
+			revo_journal_entry_t e = {.op = REVO_OP_CERT_ADD,
+						  .issuer_id = issuer_id,
+						  .has_serial = true,
+						  .serial = *serial,
+						  .reason = -1,
 						  .detail = detail};
 			if ((rc = journal_append(w, &e, em)) != 0)
 				return rc;
@@ -996,9 +1009,13 @@ static int apply_one(wtx_t *w, const revo_change_t *ch, const char *detail,
 	} else {
 		return rc;
 	}
-	revo_journal_entry_t e = {.op = REVO_OP_REVOKE, .issuer_id = issuer_id, .has_serial = true,
-				  .serial = *serial, .reason = cur.reason,
-				  .revoked_at = cur.revoked_at, .invalidity = cur.invalidity,
+	revo_journal_entry_t e = {.op = REVO_OP_REVOKE,
+				  .issuer_id = issuer_id,
+				  .has_serial = true,
+				  .serial = *serial,
+				  .reason = cur.reason,
+				  .revoked_at = cur.revoked_at,
+				  .invalidity = cur.invalidity,
 				  .detail = jdetail};
 	if ((rc = journal_append(w, &e, em)) != 0)
 		return rc;
@@ -1080,8 +1097,10 @@ static int unhold_fn(wtx_t *w, void *vctx, revo_errmsg_t *em)
 	MDB_val k = {kl, key};
 	if ((rc = mdb_del(w->txn, w->st->revoked, &k, NULL)) != 0)
 		return lmdb_err(rc, em, "store write");
-	revo_journal_entry_t e = {.op = REVO_OP_UNHOLD, .issuer_id = ctx->issuer_id,
-				  .has_serial = true, .serial = *ctx->serial,
+	revo_journal_entry_t e = {.op = REVO_OP_UNHOLD,
+				  .issuer_id = ctx->issuer_id,
+				  .has_serial = true,
+				  .serial = *ctx->serial,
 				  .reason = REVO_REASON_CERTIFICATE_HOLD,
 				  .revoked_at = old.revoked_at,
 				  .detail = ctx->detail ? ctx->detail : "taken off hold"};
@@ -1104,8 +1123,8 @@ int revo_store_unhold(revo_store_t *st, uint32_t issuer_id, const revo_serial_t 
 /* ---- reads ---- */
 
 int revo_store_lookup(revo_store_t *st, uint32_t issuer_id, const revo_serial_t *serial,
-		      revo_cert_rec_t *cert, bool *has_cert, revo_revocation_t *rev,
-		      bool *has_rev, revo_errmsg_t *em)
+		      revo_cert_rec_t *cert, bool *has_cert, revo_revocation_t *rev, bool *has_rev,
+		      revo_errmsg_t *em)
 {
 	MDB_txn *txn;
 	uint8_t key[REVO_SKEY_MAX];
@@ -1141,8 +1160,8 @@ int revo_store_lookup(revo_store_t *st, uint32_t issuer_id, const revo_serial_t 
 	return rc == REVO_ENOTFOUND ? REVO_OK : rc;
 }
 
-int revo_store_find_cn(revo_store_t *st, const char *cn, uint32_t issuer_id,
-		       revo_cert_rec_t **out, size_t *n, revo_errmsg_t *em)
+int revo_store_find_cn(revo_store_t *st, const char *cn, uint32_t issuer_id, revo_cert_rec_t **out,
+		       size_t *n, revo_errmsg_t *em)
 {
 	MDB_txn *txn;
 	MDB_cursor *c;

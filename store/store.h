@@ -67,19 +67,19 @@ void revo_store_set_actor(revo_store_t *st, const revo_actor_t *actor);
 #define REVO_ISSUER_NAME_MAX 63
 
 typedef struct revo_issuer {
-	uint32_t id;                          /* assigned by the store, from 1 */
+	uint32_t id; /* assigned by the store, from 1 */
 	char name[REVO_ISSUER_NAME_MAX + 1];
-	uint8_t *cert_der;                    /* the CA certificate */
+	uint8_t *cert_der; /* the CA certificate */
 	size_t cert_len;
-	revo_issuer_hashes_t hashes;          /* OCSP CertID lookup keys */
-	char *key_ref;                        /* absolute path or pkcs11: URI */
-	uint8_t *ocsp_cert_der;               /* delegated responder certificate, or NULL */
+	revo_issuer_hashes_t hashes; /* OCSP CertID lookup keys */
+	char *key_ref;               /* absolute path or pkcs11: URI */
+	uint8_t *ocsp_cert_der;      /* delegated responder certificate, or NULL */
 	size_t ocsp_cert_len;
-	char *ocsp_key_ref;                   /* or NULL */
-	int64_t crl_validity;                 /* seconds */
-	int64_t crl_every;                    /* seconds */
-	int64_t ocsp_validity;                /* seconds */
-	int64_t created;                      /* time of registration */
+	char *ocsp_key_ref;    /* or NULL */
+	int64_t crl_validity;  /* seconds */
+	int64_t crl_every;     /* seconds */
+	int64_t ocsp_validity; /* seconds */
+	int64_t created;       /* time of registration */
 } revo_issuer_t;
 
 /**
@@ -104,27 +104,27 @@ void revo_issuers_free(revo_issuer_t *v, size_t n);
 typedef struct revo_cert_rec {
 	uint32_t issuer_id;
 	revo_serial_t serial;
-	int64_t not_before;            /* 0 when unknown (index.txt imports) */
+	int64_t not_before; /* 0 when unknown (index.txt imports) */
 	int64_t not_after;
-	char cn[REVO_CN_MAX + 1];      /* "" when none */
+	char cn[REVO_CN_MAX + 1]; /* "" when none */
 	bool has_sha256;
-	uint8_t sha256[32];            /* certificate fingerprint, when known */
+	uint8_t sha256[32]; /* certificate fingerprint, when known */
 } revo_cert_rec_t;
 
 typedef struct revo_revocation {
 	uint32_t issuer_id;
 	revo_serial_t serial;
 	int64_t revoked_at;
-	int reason;                    /* enum revo_reason, never removeFromCRL */
-	int64_t invalidity;            /* invalidity date, 0 when none */
-	bool at_explicit;              /* in: revoked_at was chosen by the user (see apply) */
-	uint64_t seq;                  /* out: journal sequence of the revocation */
+	int reason;         /* enum revo_reason, never removeFromCRL */
+	int64_t invalidity; /* invalidity date, 0 when none */
+	bool at_explicit;   /* in: revoked_at was chosen by the user (see apply) */
+	uint64_t seq;       /* out: journal sequence of the revocation */
 } revo_revocation_t;
 
 /** One change: register a certificate, revoke one, or both (same issuer and serial). */
 typedef struct revo_change {
-	const revo_cert_rec_t *cert;       /* may be NULL */
-	const revo_revocation_t *revoke;   /* may be NULL */
+	const revo_cert_rec_t *cert;     /* may be NULL */
+	const revo_revocation_t *revoke; /* may be NULL */
 } revo_change_t;
 
 enum revo_cert_result { REVO_CERT_NONE = 0, REVO_CERT_ADDED, REVO_CERT_PRESENT };
@@ -136,10 +136,10 @@ enum revo_rev_result {
 };
 
 typedef struct revo_change_result {
-	int cert;                   /* enum revo_cert_result */
-	int rev;                    /* enum revo_rev_result */
-	bool issued;                /* the store knows the certificate (after the change) */
-	revo_revocation_t current;  /* the revocation in force after the change (rev != NONE) */
+	int cert;                  /* enum revo_cert_result */
+	int rev;                   /* enum revo_rev_result */
+	bool issued;               /* the store knows the certificate (after the change) */
+	revo_revocation_t current; /* the revocation in force after the change (rev != NONE) */
 } revo_change_result_t;
 
 enum revo_apply_flags {
@@ -176,15 +176,15 @@ int revo_store_unhold(revo_store_t *st, uint32_t issuer_id, const revo_serial_t 
  * @cert / @rev (either may be NULL) are filled. Errors: REVO_ECORRUPT, REVO_EIO.
  */
 int revo_store_lookup(revo_store_t *st, uint32_t issuer_id, const revo_serial_t *serial,
-		      revo_cert_rec_t *cert, bool *has_cert, revo_revocation_t *rev,
-		      bool *has_rev, revo_errmsg_t *em);
+		      revo_cert_rec_t *cert, bool *has_cert, revo_revocation_t *rev, bool *has_rev,
+		      revo_errmsg_t *em);
 
 /**
  * Every registered certificate whose subject CN is @cn, of @issuer_id (0: of every
  * issuer). *@out is a new array (caller frees with free()); *@n may be 0.
  */
-int revo_store_find_cn(revo_store_t *st, const char *cn, uint32_t issuer_id,
-		       revo_cert_rec_t **out, size_t *n, revo_errmsg_t *em);
+int revo_store_find_cn(revo_store_t *st, const char *cn, uint32_t issuer_id, revo_cert_rec_t **out,
+		       size_t *n, revo_errmsg_t *em);
 
 /**
  * Called per serial in issuer then serial order. @cert is NULL for a revoked serial
@@ -212,19 +212,19 @@ const char *revo_op_name(int op);
 
 typedef struct revo_journal_entry {
 	uint64_t seq;
-	int64_t time_us;          /* microseconds since the epoch */
-	int op;                   /* enum revo_op */
-	uint32_t issuer_id;       /* 0 when none */
+	int64_t time_us;    /* microseconds since the epoch */
+	int op;             /* enum revo_op */
+	uint32_t issuer_id; /* 0 when none */
 	bool has_serial;
 	revo_serial_t serial;
-	int reason;               /* -1 when none */
-	int64_t revoked_at;       /* 0 when none */
-	int64_t invalidity;       /* 0 when none */
+	int reason;         /* -1 when none */
+	int64_t revoked_at; /* 0 when none */
+	int64_t invalidity; /* 0 when none */
 	uint32_t uid;
-	const char *user;         /* borrowed: valid during the callback */
+	const char *user; /* borrowed: valid during the callback */
 	const char *host;
-	const char *sudo_user;    /* "" when none */
-	const char *detail;       /* "" when none */
+	const char *sudo_user; /* "" when none */
+	const char *detail;    /* "" when none */
 } revo_journal_entry_t;
 
 typedef int (*revo_journal_cb)(void *ctx, const revo_journal_entry_t *e);

@@ -34,9 +34,9 @@ void revo_wbuf_free(revo_wbuf_t *w);
 void revo_wbuf_u8(revo_wbuf_t *w, uint8_t v);
 void revo_wbuf_u32(revo_wbuf_t *w, uint32_t v);
 void revo_wbuf_u64(revo_wbuf_t *w, uint64_t v);
-void revo_wbuf_bytes(revo_wbuf_t *w, const void *p, size_t n);  /* u32 length + data */
-void revo_wbuf_str(revo_wbuf_t *w, const char *s);              /* NULL writes length 0xffffffff */
-void revo_wbuf_raw(revo_wbuf_t *w, const void *p, size_t n);    /* no length */
+void revo_wbuf_bytes(revo_wbuf_t *w, const void *p, size_t n); /* u32 length + data */
+void revo_wbuf_str(revo_wbuf_t *w, const char *s);             /* NULL writes length 0xffffffff */
+void revo_wbuf_raw(revo_wbuf_t *w, const void *p, size_t n);   /* no length */
 
 /* A reader; any short read makes it bad (sticky), and later reads return zeros. */
 typedef struct revo_rbuf {

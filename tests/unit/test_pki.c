@@ -37,7 +37,8 @@ static void serial_bad_input_refused(void **state)
 	assert_int_equal(revo_serial_parse("", &s, NULL), REVO_EINVAL);
 	assert_int_equal(revo_serial_parse("12g4", &s, NULL), REVO_EINVAL);
 	/* 20 octets accepted, 21 refused */
-	assert_int_equal(revo_serial_parse("7fffffffffffffffffffffffffffffffffffffff", &s, NULL), 0);
+	assert_int_equal(revo_serial_parse("7fffffffffffffffffffffffffffffffffffffff", &s, NULL),
+			 0);
 	assert_int_equal(s.len, 20);
 	assert_int_equal(revo_serial_parse("01ffffffffffffffffffffffffffffffffffffffff", &s, NULL),
 			 REVO_EINVAL);
@@ -74,9 +75,9 @@ static void rfc3339_bad_input_refused(void **state)
 {
 	(void)state;
 	int64_t t;
-	const char *bad[] = {"2026-12-04", "2026-13-01T00:00:00Z", "2026-02-30T00:00:00Z",
-			     "2026-12-04T10:00:00", "tomorrow", "2026-12-04T25:00:00Z",
-			     "2026-12-04T10:00:00Zjunk"};
+	const char *bad[] = {
+	    "2026-12-04", "2026-13-01T00:00:00Z", "2026-02-30T00:00:00Z",    "2026-12-04T10:00:00",
+	    "tomorrow",   "2026-12-04T25:00:00Z", "2026-12-04T10:00:00Zjunk"};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		assert_int_equal(revo_time_parse(bad[i], &t, NULL), REVO_EINVAL);
 }
@@ -128,14 +129,14 @@ static void reasons(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(serial_spellings_meet),
-		cmocka_unit_test(serial_bad_input_refused),
-		cmocka_unit_test(serial_order_is_numeric),
-		cmocka_unit_test(rfc3339_round_trip),
-		cmocka_unit_test(rfc3339_bad_input_refused),
-		cmocka_unit_test(asn1_text_times),
-		cmocka_unit_test(durations),
-		cmocka_unit_test(reasons),
+	    cmocka_unit_test(serial_spellings_meet),
+	    cmocka_unit_test(serial_bad_input_refused),
+	    cmocka_unit_test(serial_order_is_numeric),
+	    cmocka_unit_test(rfc3339_round_trip),
+	    cmocka_unit_test(rfc3339_bad_input_refused),
+	    cmocka_unit_test(asn1_text_times),
+	    cmocka_unit_test(durations),
+	    cmocka_unit_test(reasons),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -40,8 +40,12 @@ static int setup(void **state)
 	if (revo_store_open(f->dir, 0, &f->st, NULL))
 		return -1;
 	static uint8_t der[] = {0x30, 0x03, 0x02, 0x01, 0x01};
-	revo_issuer_t is = {.cert_der = der, .cert_len = sizeof(der), .key_ref = "/k.pem",
-			    .crl_validity = 7 * 86400, .crl_every = 3600, .ocsp_validity = 86400};
+	revo_issuer_t is = {.cert_der = der,
+			    .cert_len = sizeof(der),
+			    .key_ref = "/k.pem",
+			    .crl_validity = 7 * 86400,
+			    .crl_every = 3600,
+			    .ocsp_validity = 86400};
 	strcpy(is.name, "corp");
 	if (revo_store_issuer_add(f->st, &is, &f->issuer, NULL))
 		return -1;
@@ -133,7 +137,8 @@ static void revoke_then_already_then_hold_replaced(void **state)
 	assert_int_equal(res.current.revoked_at, now - 100);
 
 	/* and a permanent revocation cannot be undone */
-	assert_int_equal(revo_store_unhold(f->st, f->issuer, &k.serial, NULL, NULL, NULL), REVO_ESTATE);
+	assert_int_equal(revo_store_unhold(f->st, f->issuer, &k.serial, NULL, NULL, NULL),
+			 REVO_ESTATE);
 }
 
 static void unhold_removes_hold(void **state)
@@ -148,10 +153,12 @@ static void unhold_removes_hold(void **state)
 	assert_int_equal(revo_store_unhold(f->st, f->issuer, &r.serial, NULL, &seq, NULL), 0);
 	assert_true(seq > 0);
 	bool hc, hr;
-	assert_int_equal(revo_store_lookup(f->st, f->issuer, &r.serial, NULL, &hc, NULL, &hr, NULL), 0);
+	assert_int_equal(revo_store_lookup(f->st, f->issuer, &r.serial, NULL, &hc, NULL, &hr, NULL),
+			 0);
 	assert_false(hc);
 	assert_false(hr);
-	assert_int_equal(revo_store_unhold(f->st, f->issuer, &r.serial, NULL, NULL, NULL), REVO_ENOTFOUND);
+	assert_int_equal(revo_store_unhold(f->st, f->issuer, &r.serial, NULL, NULL, NULL),
+			 REVO_ENOTFOUND);
 }
 
 static void invalid_revocations_refused_and_nothing_written(void **state)
@@ -171,7 +178,8 @@ static void invalid_revocations_refused_and_nothing_written(void **state)
 	revo_change_t two[2] = {{.cert = &good}, {.revoke = &r}};
 	assert_int_equal(revo_store_apply(f->st, two, 2, 0, NULL, NULL, NULL), REVO_EINVAL);
 	bool hc, hr;
-	assert_int_equal(revo_store_lookup(f->st, f->issuer, &good.serial, NULL, &hc, NULL, &hr, NULL), 0);
+	assert_int_equal(
+	    revo_store_lookup(f->st, f->issuer, &good.serial, NULL, &hc, NULL, &hr, NULL), 0);
 	assert_false(hc);
 	/* unknown issuer */
 	revo_cert_rec_t other = cert(99, "0E", "y");
@@ -265,7 +273,8 @@ static void journal_records_every_change(void **state)
 	assert_int_equal(j.ops[REVO_OP_CERT_ADD], 1);
 	assert_int_equal(j.ops[REVO_OP_REVOKE], 1);
 	bool hc, hr;
-	assert_int_equal(revo_store_lookup(f->st, f->issuer, &r2.serial, NULL, &hc, NULL, &hr, NULL), 0);
+	assert_int_equal(
+	    revo_store_lookup(f->st, f->issuer, &r2.serial, NULL, &hc, NULL, &hr, NULL), 0);
 	assert_false(hr);
 	struct jcount tail = {0};
 	tail.last = j.last - 1;
@@ -287,11 +296,13 @@ static void map_grows_when_full(void **state)
 		for (int i = 0; i < N; i++) {
 			char s[32], cn[64];
 			snprintf(s, sizeof(s), "%x", 0x100000 + round * N + i);
-			snprintf(cn, sizeof(cn), "host-%d-with-a-longer-name-for-size", round * N + i);
+			snprintf(cn, sizeof(cn), "host-%d-with-a-longer-name-for-size",
+				 round * N + i);
 			cs[i] = cert(f->issuer, s, cn);
 			ch[i] = (revo_change_t){.cert = &cs[i]};
 		}
-		assert_int_equal(revo_store_apply(f->st, ch, N, REVO_APPLY_NOSYNC, NULL, NULL, NULL), 0);
+		assert_int_equal(
+		    revo_store_apply(f->st, ch, N, REVO_APPLY_NOSYNC, NULL, NULL, NULL), 0);
 	}
 	struct collect col = {0};
 	assert_int_equal(revo_store_list(f->st, 0, false, collect_cb, &col, NULL), 0);
@@ -327,14 +338,18 @@ static void newer_schema_refused(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(init_is_idempotent_and_open_refuses_non_stores, setup, teardown),
-		cmocka_unit_test_setup_teardown(revoke_then_already_then_hold_replaced, setup, teardown),
-		cmocka_unit_test_setup_teardown(unhold_removes_hold, setup, teardown),
-		cmocka_unit_test_setup_teardown(invalid_revocations_refused_and_nothing_written, setup, teardown),
-		cmocka_unit_test_setup_teardown(list_is_in_numeric_order_and_merges_revocations, setup, teardown),
-		cmocka_unit_test_setup_teardown(journal_records_every_change, setup, teardown),
-		cmocka_unit_test_setup_teardown(map_grows_when_full, setup, teardown),
-		cmocka_unit_test_setup_teardown(newer_schema_refused, setup, teardown),
+	    cmocka_unit_test_setup_teardown(init_is_idempotent_and_open_refuses_non_stores, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(revoke_then_already_then_hold_replaced, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(unhold_removes_hold, setup, teardown),
+	    cmocka_unit_test_setup_teardown(invalid_revocations_refused_and_nothing_written, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(list_is_in_numeric_order_and_merges_revocations, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(journal_records_every_change, setup, teardown),
+	    cmocka_unit_test_setup_teardown(map_grows_when_full, setup, teardown),
+	    cmocka_unit_test_setup_teardown(newer_schema_refused, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
