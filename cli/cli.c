@@ -242,7 +242,7 @@ int cli_json_print(cli_t *cli, json_t *v)
 	(void)cli;
 	if (!v)
 		return cli_failf(cli, "out of memory");
-	char *s = json_dumps(v, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	char *s = json_dumps(v, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6));
 	json_decref(v);
 	if (!s)
 		return cli_failf(cli, "out of memory");

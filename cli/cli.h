@@ -98,5 +98,6 @@ int cmd_unhold(cli_t *cli, int argc, char **argv);
 int cmd_status(cli_t *cli, int argc, char **argv);
 int cmd_list(cli_t *cli, int argc, char **argv);
 int cmd_log(cli_t *cli, int argc, char **argv);
+int cmd_crl_build(cli_t *cli, int argc, char **argv);
 
 #endif

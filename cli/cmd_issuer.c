@@ -80,6 +80,8 @@ static json_t *issuer_json(const revo_issuer_t *is)
 	json_object_set_new(o, "crl_every", json_integer(is->crl_every));
 	json_object_set_new(o, "ocsp_validity", json_integer(is->ocsp_validity));
 	json_object_set_new(o, "created", cli_json_time(is->created));
+	json_object_set_new(o, "crl_url", cli_json_str(is->crl_url));
+	json_object_set_new(o, "delta_url", cli_json_str(is->delta_url));
 	return o;
 }
 
@@ -104,6 +106,7 @@ static void issuer_print(const revo_issuer_t *is)
 struct issuer_add_opts {
 	const char *cert, *key, *ocsp_cert, *ocsp_key;
 	const char *crl_validity, *crl_every, *ocsp_validity;
+	const char *crl_url, *delta_url;
 };
 
 static int issuer_add_opt(cli_t *cli, int opt, const char *arg, void *vctx)
@@ -118,6 +121,8 @@ static int issuer_add_opt(cli_t *cli, int opt, const char *arg, void *vctx)
 	case 'v': o->crl_validity = arg; break;
 	case 'e': o->crl_every = arg; break;
 	case 'V': o->ocsp_validity = arg; break;
+	case 'u': o->crl_url = arg; break;
+	case 'U': o->delta_url = arg; break;
 	}
 	return 0;
 }
@@ -177,6 +182,8 @@ int cmd_issuer_add(cli_t *cli, int argc, char **argv)
 	    {"crl-validity", required_argument, NULL, 'v'},
 	    {"crl-every", required_argument, NULL, 'e'},
 	    {"ocsp-validity", required_argument, NULL, 'V'},
+	    {"crl-url", required_argument, NULL, 'u'},
+	    {"delta-url", required_argument, NULL, 'U'},
 	    {0},
 	};
 	struct issuer_add_opts o = {0};
@@ -255,6 +262,17 @@ int cmd_issuer_add(cli_t *cli, int argc, char **argv)
 		cli_failf(cli, "cannot encode certificate");
 		goto out;
 	}
+	for (int k = 0; k < 2; k++) {
+		const char *u = k ? o.delta_url : o.crl_url;
+		if (u && strncmp(u, "http://", 7) != 0 && strncmp(u, "https://", 8) != 0 &&
+		    strncmp(u, "ldap://", 7) != 0) {
+			cli_failf(cli, "--%s '%s' is not an http(s):// or ldap:// URL",
+				  k ? "delta-url" : "crl-url", u);
+			goto out;
+		}
+	}
+	is.crl_url = (char *)o.crl_url;
+	is.delta_url = (char *)o.delta_url;
 	if (cli_open_store(cli, false))
 		goto out;
 	if ((r = revo_store_issuer_add(cli->store, &is, &is.id, &em)) != 0) {

@@ -24,7 +24,8 @@ static const struct command COMMANDS[] = {
     {"init", NULL, cmd_init, "revo init"},
     {"issuer", "add", cmd_issuer_add,
      "revo issuer add NAME --cert CA.pem --key KEYREF [--ocsp-cert CERT --ocsp-key KEYREF]\n"
-     "                [--crl-validity 7d] [--crl-every 1h] [--ocsp-validity 4d]"},
+     "                [--crl-validity 7d] [--crl-every 1h] [--ocsp-validity 4d]\n"
+     "                [--crl-url URL] [--delta-url URL]"},
     {"issuer", "list", cmd_issuer_list, "revo issuer list"},
     {"cert", "add", cmd_cert_add, "revo cert add [--issuer NAME] CERT.pem..."},
     {"import", "openssl-index", cmd_import_index,
@@ -37,6 +38,9 @@ static const struct command COMMANDS[] = {
     {"status", NULL, cmd_status, "revo status --serial S [--issuer NAME]"},
     {"list", NULL, cmd_list, "revo list [--revoked] [--issuer NAME]"},
     {"log", NULL, cmd_log, "revo log [--since SEQ]"},
+    {"crl", "build", cmd_crl_build,
+     "revo crl build [--issuer NAME] --out FILE [--pem] [--delta] [--keep-expired]\n"
+     "               [--rsa-pss] [--pass-file FILE] [--force]"},
 };
 #define N_COMMANDS (sizeof(COMMANDS) / sizeof(COMMANDS[0]))
 

@@ -230,6 +230,7 @@ static void enc_rev(revo_wbuf_t *w, const revo_revocation_t *rv)
 	revo_wbuf_u64(w, (uint64_t)rv->revoked_at);
 	revo_wbuf_u8(w, (uint8_t)rv->reason);
 	revo_wbuf_u64(w, (uint64_t)rv->invalidity);
+	revo_wbuf_u64(w, (uint64_t)rv->cert_not_after);
 	revo_wbuf_u64(w, rv->seq);
 }
 
@@ -243,6 +244,7 @@ static int dec_rev(const MDB_val *v, revo_revocation_t *rv, revo_errmsg_t *em)
 	rv->revoked_at = (int64_t)revo_rbuf_u64(&r);
 	rv->reason = revo_rbuf_u8(&r);
 	rv->invalidity = (int64_t)revo_rbuf_u64(&r);
+	rv->cert_not_after = (int64_t)revo_rbuf_u64(&r);
 	rv->seq = revo_rbuf_u64(&r);
 	rv->at_explicit = false;
 	return r.bad ? revo_err_set(em, REVO_ECORRUPT, "corrupt revocation record") : REVO_OK;
@@ -272,6 +274,8 @@ static void enc_issuer(revo_wbuf_t *w, const revo_issuer_t *is)
 	revo_wbuf_u64(w, (uint64_t)is->crl_every);
 	revo_wbuf_u64(w, (uint64_t)is->ocsp_validity);
 	revo_wbuf_u64(w, (uint64_t)is->created);
+	revo_wbuf_str(w, is->crl_url);
+	revo_wbuf_str(w, is->delta_url);
 }
 
 static void issuer_free_fields(revo_issuer_t *is)
@@ -280,6 +284,8 @@ static void issuer_free_fields(revo_issuer_t *is)
 	free(is->key_ref);
 	free(is->ocsp_cert_der);
 	free(is->ocsp_key_ref);
+	free(is->crl_url);
+	free(is->delta_url);
 	memset(is, 0, sizeof(*is));
 }
 
@@ -337,6 +343,10 @@ static int dec_issuer(uint32_t id, const MDB_val *v, revo_issuer_t *is, revo_err
 	is->crl_every = (int64_t)revo_rbuf_u64(&r);
 	is->ocsp_validity = (int64_t)revo_rbuf_u64(&r);
 	is->created = (int64_t)revo_rbuf_u64(&r);
+	p = revo_rbuf_bytes(&r, &n);
+	is->crl_url = dup_bytes(p, n, true, &oom);
+	p = revo_rbuf_bytes(&r, &n);
+	is->delta_url = dup_bytes(p, n, true, &oom);
 	if (oom || r.bad || !is->cert_der || !is->key_ref) {
 		issuer_free_fields(is);
 		return oom ? REVO_ENOMEM : revo_err_set(em, REVO_ECORRUPT, "corrupt issuer record");
@@ -896,6 +906,30 @@ static int issuer_exists(wtx_t *w, uint32_t id, revo_errmsg_t *em)
 	return rc;
 }
 
+/* Record @not_after in an existing revocation of @key that lacks it. */
+static int set_rev_not_after(wtx_t *w, const uint8_t *key, size_t kl, int64_t not_after,
+			     revo_errmsg_t *em)
+{
+	MDB_val v;
+	int rc = get(w->txn, w->st->revoked, key, kl, &v, em);
+	if (rc == REVO_ENOTFOUND)
+		return REVO_OK;
+	if (rc)
+		return rc;
+	revo_revocation_t old;
+	if ((rc = dec_rev(&v, &old, em)) != 0)
+		return rc;
+	if (old.cert_not_after == not_after)
+		return REVO_OK;
+	old.cert_not_after = not_after;
+	revo_wbuf_t b;
+	revo_wbuf_init(&b);
+	enc_rev(&b, &old);
+	rc = b.oom ? REVO_ENOMEM : put(w->txn, w->st->revoked, key, kl, b.p, b.len, 0, em);
+	revo_wbuf_free(&b);
+	return rc;
+}
+
 static int apply_one(wtx_t *w, const revo_change_t *ch, const char *detail,
 		     revo_change_result_t *res, revo_errmsg_t *em)
 {
@@ -909,6 +943,7 @@ static int apply_one(wtx_t *w, const revo_change_t *ch, const char *detail,
 	MDB_val v;
 	int rc;
 
+	int64_t known_not_after = 0;
 	memset(res, 0, sizeof(*res));
 	if (cert && rq &&
 	    (cert->issuer_id != rq->issuer_id || revo_serial_cmp(&cert->serial, &rq->serial) != 0))
@@ -932,6 +967,7 @@ static int apply_one(wtx_t *w, const revo_change_t *ch, const char *detail,
 				    "certificate of this issuer",
 				    sx);
 			res->cert = REVO_CERT_PRESENT;
+			known_not_after = old.not_after;
 		} else if (rc == REVO_ENOTFOUND) {
 			revo_wbuf_t b;
 			revo_wbuf_init(&b);
@@ -957,6 +993,10 @@ static int apply_one(wtx_t *w, const revo_change_t *ch, const char *detail,
 			if ((rc = journal_append(w, &e, em)) != 0)
 				return rc;
 			res->cert = REVO_CERT_ADDED;
+			known_not_after = cert->not_after;
+			/* revoked before it was registered: the revocation learns its notAfter */
+			if ((rc = set_rev_not_after(w, key, kl, cert->not_after, em)) != 0)
+				return rc;
 		} else {
 			return rc;
 		}
@@ -966,6 +1006,12 @@ static int apply_one(wtx_t *w, const revo_change_t *ch, const char *detail,
 		if (rc != 0 && rc != REVO_ENOTFOUND)
 			return rc;
 		res->issued = rc == 0;
+		if (rc == 0) {
+			revo_cert_rec_t old;
+			if ((rc = dec_cert(&v, &old, em)) != 0)
+				return rc;
+			known_not_after = old.not_after;
+		}
 	}
 	if (!rq)
 		return REVO_OK;
@@ -985,6 +1031,7 @@ static int apply_one(wtx_t *w, const revo_change_t *ch, const char *detail,
 
 	revo_revocation_t cur = *rq;
 	cur.at_explicit = false;
+	cur.cert_not_after = known_not_after;
 	rc = get(w->txn, st->revoked, key, kl, &v, em);
 	const char *jdetail = detail;
 	if (rc == 0) {
@@ -1336,20 +1383,15 @@ out:
 	return err;
 }
 
-int revo_store_journal(revo_store_t *st, uint64_t since, revo_journal_cb cb, void *ctx,
-		       revo_errmsg_t *em)
+static int journal_walk(revo_store_t *st, MDB_txn *txn, uint64_t since, revo_journal_cb cb,
+			void *ctx, revo_errmsg_t *em)
 {
-	MDB_txn *txn;
 	MDB_cursor *c;
 	uint8_t key[8];
 	char strs[2048];
-	int rc = begin(st, MDB_RDONLY, &txn, em);
+	int rc = mdb_cursor_open(txn, st->journal, &c);
 	if (rc)
-		return rc;
-	if ((rc = mdb_cursor_open(txn, st->journal, &c)) != 0) {
-		mdb_txn_abort(txn);
 		return lmdb_err(rc, em, "journal");
-	}
 	revo_be64(key, since + 1);
 	MDB_val k = {8, key}, v;
 	int err = 0;
@@ -1364,6 +1406,238 @@ int revo_store_journal(revo_store_t *st, uint64_t since, revo_journal_cb cb, voi
 	if (!err && rc != MDB_NOTFOUND)
 		err = lmdb_err(rc, em, "journal");
 	mdb_cursor_close(c);
-	mdb_txn_abort(txn);
 	return err;
+}
+
+int revo_store_journal(revo_store_t *st, uint64_t since, revo_journal_cb cb, void *ctx,
+		       revo_errmsg_t *em)
+{
+	MDB_txn *txn;
+	int rc = begin(st, MDB_RDONLY, &txn, em);
+	if (rc)
+		return rc;
+	rc = journal_walk(st, txn, since, cb, ctx, em);
+	mdb_txn_abort(txn);
+	return rc;
+}
+
+/* ---- CRL state ---- */
+
+#define CRL_STATE_KEY_LEN 8
+
+static void crl_state_key(uint32_t issuer_id, uint8_t *key)
+{
+	memcpy(key, "crl/", 4);
+	revo_be32(key + 4, issuer_id);
+}
+
+static int crl_state_get(revo_store_t *st, MDB_txn *txn, uint32_t issuer_id, revo_crl_state_t *out,
+			 revo_errmsg_t *em)
+{
+	uint8_t key[CRL_STATE_KEY_LEN];
+	MDB_val v;
+	memset(out, 0, sizeof(*out));
+	crl_state_key(issuer_id, key);
+	int rc = get(txn, st->meta, key, sizeof(key), &v, em);
+	if (rc == REVO_ENOTFOUND)
+		return REVO_OK;
+	if (rc)
+		return rc;
+	revo_rbuf_t r;
+	revo_rbuf_init(&r, v.mv_data, v.mv_size);
+	if ((rc = check_version(&r, em, "CRL state")) != 0)
+		return rc;
+	out->last_number = revo_rbuf_u64(&r);
+	out->base_number = revo_rbuf_u64(&r);
+	out->base_seq = revo_rbuf_u64(&r);
+	out->base_this_update = (int64_t)revo_rbuf_u64(&r);
+	out->last_this_update = (int64_t)revo_rbuf_u64(&r);
+	return r.bad ? revo_err_set(em, REVO_ECORRUPT, "corrupt CRL state") : REVO_OK;
+}
+
+static int crl_state_put(wtx_t *w, uint32_t issuer_id, const revo_crl_state_t *s, revo_errmsg_t *em)
+{
+	uint8_t key[CRL_STATE_KEY_LEN];
+	crl_state_key(issuer_id, key);
+	revo_wbuf_t b;
+	revo_wbuf_init(&b);
+	revo_wbuf_u8(&b, VALUE_VERSION);
+	revo_wbuf_u64(&b, s->last_number);
+	revo_wbuf_u64(&b, s->base_number);
+	revo_wbuf_u64(&b, s->base_seq);
+	revo_wbuf_u64(&b, (uint64_t)s->base_this_update);
+	revo_wbuf_u64(&b, (uint64_t)s->last_this_update);
+	int rc =
+	    b.oom ? REVO_ENOMEM : put(w->txn, w->st->meta, key, sizeof(key), b.p, b.len, 0, em);
+	revo_wbuf_free(&b);
+	return rc;
+}
+
+int revo_store_crl_state(revo_store_t *st, uint32_t issuer_id, revo_crl_state_t *out,
+			 revo_errmsg_t *em)
+{
+	MDB_txn *txn;
+	int rc = begin(st, MDB_RDONLY, &txn, em);
+	if (rc)
+		return rc;
+	rc = crl_state_get(st, txn, issuer_id, out, em);
+	mdb_txn_abort(txn);
+	return rc;
+}
+
+struct crl_alloc_ctx {
+	uint32_t issuer_id;
+	uint64_t number;
+	bool written, full;
+	uint64_t seq;
+	int64_t this_update;
+};
+
+static int crl_alloc_fn(wtx_t *w, void *vctx, revo_errmsg_t *em)
+{
+	struct crl_alloc_ctx *ctx = vctx;
+	revo_crl_state_t s;
+	int rc = issuer_exists(w, ctx->issuer_id, em);
+	if (rc || (rc = crl_state_get(w->st, w->txn, ctx->issuer_id, &s, em)) != 0)
+		return rc;
+	if (!ctx->written) {
+		s.last_number++;
+		ctx->number = s.last_number;
+	} else {
+		if (ctx->number > s.last_number)
+			s.last_number = ctx->number;
+		if (ctx->full) {
+			s.base_number = ctx->number;
+			s.base_seq = ctx->seq;
+			s.base_this_update = ctx->this_update;
+		}
+		s.last_this_update = ctx->this_update;
+	}
+	return crl_state_put(w, ctx->issuer_id, &s, em);
+}
+
+int revo_store_crl_allocate(revo_store_t *st, uint32_t issuer_id, uint64_t *number,
+			    revo_errmsg_t *em)
+{
+	struct crl_alloc_ctx ctx = {.issuer_id = issuer_id};
+	int rc = run_write(st, crl_alloc_fn, &ctx, 0, em);
+	if (rc == 0)
+		*number = ctx.number;
+	return rc;
+}
+
+int revo_store_crl_written(revo_store_t *st, uint32_t issuer_id, uint64_t number, bool full,
+			   uint64_t seq, int64_t this_update, revo_errmsg_t *em)
+{
+	struct crl_alloc_ctx ctx = {.issuer_id = issuer_id,
+				    .number = number,
+				    .written = true,
+				    .full = full,
+				    .seq = seq,
+				    .this_update = this_update};
+	return run_write(st, crl_alloc_fn, &ctx, 0, em);
+}
+
+/* ---- snapshots ---- */
+
+struct revo_snapshot {
+	revo_store_t *st;
+	MDB_txn *txn;
+	uint64_t seq;
+};
+
+int revo_store_snapshot(revo_store_t *st, revo_snapshot_t **out, revo_errmsg_t *em)
+{
+	revo_snapshot_t *s = calloc(1, sizeof(*s));
+	if (!s)
+		return REVO_ENOMEM;
+	s->st = st;
+	int rc = begin(st, MDB_RDONLY, &s->txn, em);
+	if (rc) {
+		free(s);
+		return rc;
+	}
+	MDB_cursor *c;
+	MDB_val k, v;
+	if ((rc = mdb_cursor_open(s->txn, st->journal, &c)) == 0) {
+		rc = mdb_cursor_get(c, &k, &v, MDB_LAST);
+		if (rc == 0 && k.mv_size == 8)
+			s->seq = revo_get_be64(k.mv_data);
+		mdb_cursor_close(c);
+	}
+	if (rc && rc != MDB_NOTFOUND) {
+		rc = lmdb_err(rc, em, "journal");
+		revo_snapshot_end(s);
+		return rc;
+	}
+	*out = s;
+	return REVO_OK;
+}
+
+void revo_snapshot_end(revo_snapshot_t *snap)
+{
+	if (!snap)
+		return;
+	mdb_txn_abort(snap->txn);
+	free(snap);
+}
+
+uint64_t revo_snapshot_seq(const revo_snapshot_t *snap)
+{
+	return snap->seq;
+}
+
+int revo_snapshot_revoked(revo_snapshot_t *snap, uint32_t issuer_id, revo_rev_cb cb, void *ctx,
+			  revo_errmsg_t *em)
+{
+	MDB_cursor *c;
+	MDB_val k, v;
+	int rc = mdb_cursor_open(snap->txn, snap->st->revoked, &c);
+	if (rc)
+		return lmdb_err(rc, em, "revoked");
+	int err = 0;
+	for (rc = seek_issuer(c, issuer_id, &k, &v); rc == 0 && in_scope(&k, issuer_id);
+	     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+		revo_revocation_t r;
+		if (!revo_skey_decode(k.mv_data, k.mv_size, &r.issuer_id, &r.serial)) {
+			err = revo_err_set(em, REVO_ECORRUPT, "corrupt serial key");
+			break;
+		}
+		if ((err = dec_rev(&v, &r, em)) != 0)
+			break;
+		if ((err = cb(ctx, &r)) != 0)
+			break;
+	}
+	if (!err && rc != 0 && rc != MDB_NOTFOUND)
+		err = lmdb_err(rc, em, "revoked");
+	mdb_cursor_close(c);
+	return err;
+}
+
+int revo_snapshot_revocation(revo_snapshot_t *snap, uint32_t issuer_id, const revo_serial_t *serial,
+			     revo_revocation_t *out, revo_errmsg_t *em)
+{
+	uint8_t key[REVO_SKEY_MAX];
+	MDB_val v;
+	size_t kl = revo_skey_encode(issuer_id, serial, key);
+	int rc = get(snap->txn, snap->st->revoked, key, kl, &v, em);
+	if (rc)
+		return rc;
+	if ((rc = dec_rev(&v, out, em)) != 0)
+		return rc;
+	out->issuer_id = issuer_id;
+	out->serial = *serial;
+	return REVO_OK;
+}
+
+int revo_snapshot_journal(revo_snapshot_t *snap, uint64_t since, revo_journal_cb cb, void *ctx,
+			  revo_errmsg_t *em)
+{
+	return journal_walk(snap->st, snap->txn, since, cb, ctx, em);
+}
+
+int revo_snapshot_crl_state(revo_snapshot_t *snap, uint32_t issuer_id, revo_crl_state_t *out,
+			    revo_errmsg_t *em)
+{
+	return crl_state_get(snap->st, snap->txn, issuer_id, out, em);
 }

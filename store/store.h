@@ -80,6 +80,8 @@ typedef struct revo_issuer {
 	int64_t crl_every;     /* seconds */
 	int64_t ocsp_validity; /* seconds */
 	int64_t created;       /* time of registration */
+	char *crl_url;         /* the full CRL's URL (Issuing Distribution Point), or NULL */
+	char *delta_url;       /* the delta CRL's URL (Freshest CRL in full CRLs), or NULL */
 } revo_issuer_t;
 
 /**
@@ -115,10 +117,12 @@ typedef struct revo_revocation {
 	uint32_t issuer_id;
 	revo_serial_t serial;
 	int64_t revoked_at;
-	int reason;         /* enum revo_reason, never removeFromCRL */
-	int64_t invalidity; /* invalidity date, 0 when none */
-	bool at_explicit;   /* in: revoked_at was chosen by the user (see apply) */
-	uint64_t seq;       /* out: journal sequence of the revocation */
+	int reason;             /* enum revo_reason, never removeFromCRL */
+	int64_t invalidity;     /* invalidity date, 0 when none */
+	int64_t cert_not_after; /* notAfter of the certificate when registered, else 0
+				   (kept by the store; lets a CRL scan prune expired entries) */
+	bool at_explicit;       /* in: revoked_at was chosen by the user (see apply) */
+	uint64_t seq;           /* out: journal sequence of the revocation */
 } revo_revocation_t;
 
 /** One change: register a certificate, revoke one, or both (same issuer and serial). */
@@ -232,6 +236,65 @@ typedef int (*revo_journal_cb)(void *ctx, const revo_journal_entry_t *e);
 /** Walk journal entries with seq > @since, oldest first, in one snapshot. */
 int revo_store_journal(revo_store_t *st, uint64_t since, revo_journal_cb cb, void *ctx,
 		       revo_errmsg_t *em);
+
+/* ---- CRL state (meta) ---- */
+
+typedef struct revo_crl_state {
+	uint64_t last_number;     /* highest CRL number allocated (0: none yet) */
+	uint64_t base_number;     /* number of the last full CRL written (0: none) */
+	uint64_t base_seq;        /* journal sequence that full CRL was built at */
+	int64_t base_this_update; /* its thisUpdate */
+	int64_t last_this_update; /* thisUpdate of the last CRL written, full or delta */
+} revo_crl_state_t;
+
+/** Read the CRL state of @issuer_id (all zero when no CRL was ever made). */
+int revo_store_crl_state(revo_store_t *st, uint32_t issuer_id, revo_crl_state_t *out,
+			 revo_errmsg_t *em);
+
+/**
+ * Allocate the next CRL number of @issuer_id in a synced write transaction, so that
+ * numbers strictly increase even across crashes (a crash leaves a gap, never a repeat).
+ * *@number gets it. Errors: REVO_EINVAL (unknown issuer), REVO_EIO, REVO_EACCES.
+ */
+int revo_store_crl_allocate(revo_store_t *st, uint32_t issuer_id, uint64_t *number,
+			    revo_errmsg_t *em);
+
+/**
+ * Record that CRL @number of @issuer_id was written: a full CRL (@full) built at journal
+ * sequence @seq becomes the base for delta CRLs; @this_update is kept for pruning.
+ */
+int revo_store_crl_written(revo_store_t *st, uint32_t issuer_id, uint64_t number, bool full,
+			   uint64_t seq, int64_t this_update, revo_errmsg_t *em);
+
+/* ---- snapshots: several consistent passes over one point in time ---- */
+
+typedef struct revo_snapshot revo_snapshot_t;
+
+/** Begin a read snapshot. Caller ends it with revo_snapshot_end. */
+int revo_store_snapshot(revo_store_t *st, revo_snapshot_t **out, revo_errmsg_t *em);
+void revo_snapshot_end(revo_snapshot_t *snap);
+
+/** The last journal sequence visible in @snap (0 for an empty journal). */
+uint64_t revo_snapshot_seq(const revo_snapshot_t *snap);
+
+/** Called per revocation, in serial order; @rv is borrowed. Nonzero stops the walk. */
+typedef int (*revo_rev_cb)(void *ctx, const revo_revocation_t *rv);
+
+/** Walk the revocations of @issuer_id in @snap. */
+int revo_snapshot_revoked(revo_snapshot_t *snap, uint32_t issuer_id, revo_rev_cb cb, void *ctx,
+			  revo_errmsg_t *em);
+
+/** Look up one revocation in @snap: 0 and *@out, or REVO_ENOTFOUND. */
+int revo_snapshot_revocation(revo_snapshot_t *snap, uint32_t issuer_id, const revo_serial_t *serial,
+			     revo_revocation_t *out, revo_errmsg_t *em);
+
+/** Walk journal entries with seq > @since in @snap. */
+int revo_snapshot_journal(revo_snapshot_t *snap, uint64_t since, revo_journal_cb cb, void *ctx,
+			  revo_errmsg_t *em);
+
+/** The CRL state of @issuer_id as of @snap. */
+int revo_snapshot_crl_state(revo_snapshot_t *snap, uint32_t issuer_id, revo_crl_state_t *out,
+			    revo_errmsg_t *em);
 
 /** Flush everything committed with REVO_APPLY_NOSYNC to disk. Errors: REVO_EIO. */
 int revo_store_sync(revo_store_t *st, revo_errmsg_t *em);
