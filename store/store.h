@@ -237,6 +237,26 @@ typedef int (*revo_journal_cb)(void *ctx, const revo_journal_entry_t *e);
 int revo_store_journal(revo_store_t *st, uint64_t since, revo_journal_cb cb, void *ctx,
 		       revo_errmsg_t *em);
 
+/* ---- imports ---- */
+
+/** One line of an OpenSSL index.txt, ready for revo_store_apply. */
+typedef struct revo_index_line {
+	revo_cert_rec_t cert;
+	bool revoked; /* R line (not removeFromCRL): @rev is set */
+	revo_revocation_t rev;
+} revo_index_line_t;
+
+/**
+ * Parse one index.txt line of @len octets (without its newline) for @issuer_id. V, R
+ * and E lines register the certificate (notAfter, subject CN); R lines also revoke it
+ * with the revocation time, reason and, for keyCompromise / cACompromise (and OpenSSL's
+ * keyTime / CAkeyTime spellings), the compromise time as invalidity date. OpenSSL's
+ * holdInstruction is certificateHold; a removeFromCRL line leaves the certificate
+ * unrevoked. Times after @now are refused. Errors: REVO_EINVAL with a detail in @em.
+ */
+int revo_index_parse_line(const char *line, size_t len, uint32_t issuer_id, int64_t now,
+			  revo_index_line_t *out, revo_errmsg_t *em);
+
 /* ---- CRL state (meta) ---- */
 
 typedef struct revo_crl_state {
