@@ -99,5 +99,7 @@ int cmd_status(cli_t *cli, int argc, char **argv);
 int cmd_list(cli_t *cli, int argc, char **argv);
 int cmd_log(cli_t *cli, int argc, char **argv);
 int cmd_crl_build(cli_t *cli, int argc, char **argv);
+int cmd_ocsp_presign(cli_t *cli, int argc, char **argv);
+int cmd_ocsp_serve(cli_t *cli, int argc, char **argv);
 
 #endif

@@ -41,6 +41,12 @@ static const struct command COMMANDS[] = {
     {"crl", "build", cmd_crl_build,
      "revo crl build [--issuer NAME] --out FILE [--pem] [--delta] [--keep-expired]\n"
      "               [--rsa-pss] [--pass-file FILE] [--force]"},
+    {"ocsp", "presign", cmd_ocsp_presign,
+     "revo ocsp presign [--issuer NAME] [--pass-file FILE] [--force]"},
+    {"ocsp", "serve", cmd_ocsp_serve,
+     "revo ocsp serve --listen HOST:PORT... [--threads N] [--non-issued unknown|revoked|good]\n"
+     "                [--no-keys] [--max-certids N] [--max-body N] [--max-header N]\n"
+     "                [--max-conns N] [--idle-timeout S] [--read-timeout S] [--max-age S]"},
 };
 #define N_COMMANDS (sizeof(COMMANDS) / sizeof(COMMANDS[0]))
 
@@ -89,7 +95,7 @@ int main(int argc, char **argv)
 			cli.json = true;
 		} else if (strcmp(a, "--store") == 0) {
 			if (i + 1 >= argc) {
-				fprintf(stderr, "revo: --store needs a directory\n");
+				fprintf(stderr, "revo: --store: needs a directory\n");
 				return EXIT_MISUSE;
 			}
 			cli.store_dir = argv[++i];
@@ -102,14 +108,14 @@ int main(int argc, char **argv)
 			printf("revo %s (%s)\n", REVO_VERSION, OpenSSL_version(OPENSSL_VERSION));
 			return EXIT_OK;
 		} else {
-			fprintf(stderr, "revo: unknown option '%s' (see 'revo --help')\n", a);
+			fprintf(stderr, "revo: %s: unknown option (see 'revo --help')\n", a);
 			return EXIT_MISUSE;
 		}
 	}
 	if (!cli.store_dir || !*cli.store_dir)
 		cli.store_dir = "./revo-store";
 	if (i >= argc) {
-		usage(stderr);
+		fprintf(stderr, "revo: usage: missing command (see 'revo --help')\n");
 		return EXIT_MISUSE;
 	}
 	if (strcmp(argv[i], "help") == 0) {
@@ -120,7 +126,8 @@ int main(int argc, char **argv)
 		int w;
 		const struct command *c = find(argc - i - 1, argv + i + 1, &w);
 		if (!c) {
-			fprintf(stderr, "revo: help: unknown command '%s'\n", argv[i + 1]);
+			fprintf(stderr, "revo: help: unknown command '%s' (see 'revo --help')\n",
+				argv[i + 1]);
 			return EXIT_MISUSE;
 		}
 		printf("usage: %s\n", c->usage);
@@ -134,8 +141,7 @@ int main(int argc, char **argv)
 				"revo: %s: unknown or missing subcommand%s%s (see 'revo --help')\n",
 				argv[i], i + 1 < argc ? " " : "", i + 1 < argc ? argv[i + 1] : "");
 		else
-			fprintf(stderr, "revo: unknown command '%s' (see 'revo --help')\n",
-				argv[i]);
+			fprintf(stderr, "revo: %s: unknown command (see 'revo --help')\n", argv[i]);
 		return EXIT_MISUSE;
 	}
 	char name[64];

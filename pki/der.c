@@ -22,6 +22,50 @@ void revo_der_reset(revo_der_t *d)
 	d->len = 0;
 }
 
+int revo_der_next(revo_der_in_t *in, uint8_t *tag, const uint8_t **val, size_t *vlen)
+{
+	const uint8_t *p = in->p;
+	size_t n = in->len;
+	if (n < 2 || (p[0] & 0x1f) == 0x1f)
+		return -1;
+	size_t len, hl;
+	if (p[1] < 0x80) {
+		len = p[1];
+		hl = 2;
+	} else {
+		size_t k = p[1] & 0x7f;
+		if (k == 0 || k > 4 || n < 2 + k || p[2] == 0)
+			return -1; /* indefinite, too long, or not minimal */
+		len = 0;
+		for (size_t i = 0; i < k; i++)
+			len = len << 8 | p[2 + i];
+		if (len < 0x80)
+			return -1; /* not minimal */
+		hl = 2 + k;
+	}
+	if (len > n - hl)
+		return -1;
+	*tag = p[0];
+	*val = p + hl;
+	*vlen = len;
+	in->p = p + hl + len;
+	in->len = n - hl - len;
+	return 0;
+}
+
+int revo_der_expect(revo_der_in_t *in, uint8_t want, const uint8_t **val, size_t *vlen)
+{
+	revo_der_in_t save = *in;
+	uint8_t tag;
+	if (revo_der_next(in, &tag, val, vlen) != 0)
+		return -1;
+	if (tag != want) {
+		*in = save;
+		return -1;
+	}
+	return 0;
+}
+
 size_t revo_der_hdr_size(size_t len)
 {
 	if (len < 0x80)

@@ -59,4 +59,22 @@ size_t revo_der_serial(uint8_t *out, const revo_serial_t *s);
  */
 size_t revo_der_time(uint8_t *out, int64_t t, bool generalized);
 
+/* ---- reading ---- */
+
+/** A cursor over DER input; reading never goes past p + len. */
+typedef struct revo_der_in {
+	const uint8_t *p;
+	size_t len;
+} revo_der_in_t;
+
+/**
+ * Read the next TLV of @in: single-octet tags only, definite lengths of at most 4
+ * octets in minimal form. On success *@tag, *@val, *@vlen are set, @in advances past the
+ * value, and 0 is returned; -1 on malformed or truncated input (@in is then unchanged).
+ */
+int revo_der_next(revo_der_in_t *in, uint8_t *tag, const uint8_t **val, size_t *vlen);
+
+/** Like revo_der_next, but the tag must be @want. */
+int revo_der_expect(revo_der_in_t *in, uint8_t want, const uint8_t **val, size_t *vlen);
+
 #endif

@@ -29,7 +29,7 @@
 
 struct revo_store {
 	MDB_env *env;
-	MDB_dbi issuers, certs, revoked, by_cn, journal, meta;
+	MDB_dbi issuers, certs, revoked, by_cn, journal, meta, responses;
 	bool readonly;
 	char *dir;
 	revo_actor_t actor;
@@ -469,13 +469,14 @@ static int dec_journal(const MDB_val *k, const MDB_val *v, revo_journal_entry_t 
 
 /* ---- open / init ---- */
 
-static const char *const DB_NAMES[] = {"meta", "issuers", "certs", "revoked", "by_cn", "journal"};
+static const char *const DB_NAMES[] = {"meta",  "issuers", "certs",    "revoked",
+				       "by_cn", "journal", "responses"};
 
 static int open_dbis(revo_store_t *st, MDB_txn *txn, bool create, revo_errmsg_t *em)
 {
-	MDB_dbi *dbis[] = {&st->meta,    &st->issuers, &st->certs,
-			   &st->revoked, &st->by_cn,   &st->journal};
-	for (size_t i = 0; i < 6; i++) {
+	MDB_dbi *dbis[] = {&st->meta,  &st->issuers, &st->certs,    &st->revoked,
+			   &st->by_cn, &st->journal, &st->responses};
+	for (size_t i = 0; i < 7; i++) {
 		unsigned fl = create ? MDB_CREATE : 0;
 		if (i == 4)
 			fl |= MDB_DUPSORT;
@@ -1640,4 +1641,230 @@ int revo_snapshot_crl_state(revo_snapshot_t *snap, uint32_t issuer_id, revo_crl_
 			    revo_errmsg_t *em)
 {
 	return crl_state_get(snap->st, snap->txn, issuer_id, out, em);
+}
+
+/* ---- pre-signed OCSP responses ---- */
+
+#define RESP_KEY_MAX (REVO_SKEY_MAX + 1)
+
+static size_t resp_key(uint32_t issuer_id, const revo_serial_t *s, int hash, uint8_t *out)
+{
+	size_t n = revo_skey_encode(issuer_id, s, out);
+	out[n] = (uint8_t)hash;
+	return n + 1;
+}
+
+struct resp_put_ctx {
+	const revo_ocsp_resp_rec_t *recs;
+	size_t n;
+};
+
+static int resp_put_fn(wtx_t *w, void *vctx, revo_errmsg_t *em)
+{
+	struct resp_put_ctx *ctx = vctx;
+	revo_wbuf_t b;
+	revo_wbuf_init(&b);
+	int rc = 0;
+	for (size_t i = 0; i < ctx->n && !rc; i++) {
+		const revo_ocsp_resp_rec_t *r = &ctx->recs[i];
+		uint8_t key[RESP_KEY_MAX];
+		size_t kl = resp_key(r->issuer_id, &r->serial, r->hash, key);
+		b.len = 0;
+		revo_wbuf_u8(&b, VALUE_VERSION);
+		revo_wbuf_u8(&b, (uint8_t)r->status);
+		revo_wbuf_u64(&b, r->rev_seq);
+		revo_wbuf_u64(&b, (uint64_t)r->produced_at);
+		revo_wbuf_u64(&b, (uint64_t)r->this_update);
+		revo_wbuf_u64(&b, (uint64_t)r->next_update);
+		revo_wbuf_raw(&b, r->etag, sizeof(r->etag));
+		revo_wbuf_bytes(&b, r->der, r->der_len);
+		rc =
+		    b.oom ? REVO_ENOMEM : put(w->txn, w->st->responses, key, kl, b.p, b.len, 0, em);
+	}
+	revo_wbuf_free(&b);
+	return rc;
+}
+
+int revo_store_responses_put(revo_store_t *st, const revo_ocsp_resp_rec_t *recs, size_t n,
+			     revo_errmsg_t *em)
+{
+	struct resp_put_ctx ctx = {.recs = recs, .n = n};
+	if (n == 0)
+		return REVO_OK;
+	/* pre-signed responses can always be made again: no fsync per batch */
+	return run_write(st, resp_put_fn, &ctx, REVO_APPLY_NOSYNC, em);
+}
+
+static int dec_resp(const MDB_val *v, revo_ocsp_resp_rec_t *r, revo_errmsg_t *em)
+{
+	revo_rbuf_t rb;
+	revo_rbuf_init(&rb, v->mv_data, v->mv_size);
+	int rc = check_version(&rb, em, "OCSP response");
+	if (rc)
+		return rc;
+	r->status = revo_rbuf_u8(&rb);
+	r->rev_seq = revo_rbuf_u64(&rb);
+	r->produced_at = (int64_t)revo_rbuf_u64(&rb);
+	r->this_update = (int64_t)revo_rbuf_u64(&rb);
+	r->next_update = (int64_t)revo_rbuf_u64(&rb);
+	const uint8_t *e = revo_rbuf_raw(&rb, sizeof(r->etag));
+	if (e)
+		memcpy(r->etag, e, sizeof(r->etag));
+	r->der = revo_rbuf_bytes(&rb, &r->der_len);
+	return (rb.bad || !r->der) ? revo_err_set(em, REVO_ECORRUPT, "corrupt OCSP response record")
+				   : REVO_OK;
+}
+
+/* ---- readers: one renewable read transaction per thread ---- */
+
+struct revo_reader {
+	revo_store_t *st;
+	MDB_txn *txn;
+	bool active;
+};
+
+int revo_reader_open(revo_store_t *st, revo_reader_t **out, revo_errmsg_t *em)
+{
+	revo_reader_t *r = calloc(1, sizeof(*r));
+	if (!r)
+		return REVO_ENOMEM;
+	r->st = st;
+	int rc = begin(st, MDB_RDONLY, &r->txn, em);
+	if (rc) {
+		free(r);
+		return rc;
+	}
+	mdb_txn_reset(r->txn);
+	*out = r;
+	return REVO_OK;
+}
+
+void revo_reader_close(revo_reader_t *r)
+{
+	if (!r)
+		return;
+	mdb_txn_abort(r->txn);
+	free(r);
+}
+
+int revo_reader_begin(revo_reader_t *r, revo_errmsg_t *em)
+{
+	if (r->active)
+		return REVO_OK;
+	int rc = mdb_txn_renew(r->txn);
+	if (rc == MDB_MAP_RESIZED) {
+		mdb_env_set_mapsize(r->st->env, 0);
+		rc = mdb_txn_renew(r->txn);
+	}
+	if (rc)
+		return lmdb_err(rc, em, r->st->dir);
+	r->active = true;
+	return REVO_OK;
+}
+
+void revo_reader_end(revo_reader_t *r)
+{
+	if (r->active) {
+		mdb_txn_reset(r->txn);
+		r->active = false;
+	}
+}
+
+int revo_reader_response(revo_reader_t *r, uint32_t issuer_id, const revo_serial_t *serial,
+			 int hash, revo_ocsp_resp_rec_t *out, revo_errmsg_t *em)
+{
+	uint8_t key[RESP_KEY_MAX];
+	MDB_val v;
+	size_t kl = resp_key(issuer_id, serial, hash, key);
+	int rc = get(r->txn, r->st->responses, key, kl, &v, em);
+	if (rc)
+		return rc;
+	out->issuer_id = issuer_id;
+	out->serial = *serial;
+	out->hash = hash;
+	return dec_resp(&v, out, em);
+}
+
+int revo_reader_status(revo_reader_t *r, uint32_t issuer_id, const revo_serial_t *serial,
+		       revo_cert_rec_t *cert, bool *has_cert, revo_revocation_t *rev, bool *has_rev,
+		       revo_errmsg_t *em)
+{
+	uint8_t key[REVO_SKEY_MAX];
+	MDB_val v;
+	size_t kl = revo_skey_encode(issuer_id, serial, key);
+	*has_cert = *has_rev = false;
+	int rc = get(r->txn, r->st->certs, key, kl, &v, em);
+	if (rc == 0 && cert) {
+		rc = dec_cert(&v, cert, em);
+		cert->issuer_id = issuer_id;
+		cert->serial = *serial;
+	}
+	if (rc == 0)
+		*has_cert = true;
+	else if (rc != REVO_ENOTFOUND)
+		return rc;
+	rc = get(r->txn, r->st->revoked, key, kl, &v, em);
+	if (rc == REVO_ENOTFOUND)
+		return REVO_OK;
+	if (rc)
+		return rc;
+	if (rev) {
+		if ((rc = dec_rev(&v, rev, em)) != 0)
+			return rc;
+		rev->issuer_id = issuer_id;
+		rev->serial = *serial;
+	}
+	*has_rev = true;
+	return REVO_OK;
+}
+
+int revo_reader_responses(revo_reader_t *r, revo_resp_cb cb, void *ctx, revo_errmsg_t *em)
+{
+	MDB_cursor *c;
+	MDB_val k, v;
+	int rc = mdb_cursor_open(r->txn, r->st->responses, &c);
+	if (rc)
+		return lmdb_err(rc, em, "responses");
+	int err = 0;
+	for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
+	     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+		revo_ocsp_resp_rec_t rec;
+		if (k.mv_size < 2 ||
+		    !revo_skey_decode(k.mv_data, k.mv_size - 1, &rec.issuer_id, &rec.serial)) {
+			err = revo_err_set(em, REVO_ECORRUPT, "corrupt response key");
+			break;
+		}
+		rec.hash = ((const uint8_t *)k.mv_data)[k.mv_size - 1];
+		if ((err = dec_resp(&v, &rec, em)) != 0 || (err = cb(ctx, &rec)) != 0)
+			break;
+	}
+	if (!err && rc != MDB_NOTFOUND)
+		err = lmdb_err(rc, em, "responses");
+	mdb_cursor_close(c);
+	return err;
+}
+
+int revo_reader_certs(revo_reader_t *r, uint32_t issuer_id, revo_list_cb cb, void *ctx,
+		      revo_errmsg_t *em)
+{
+	MDB_cursor *c;
+	MDB_val k, v;
+	int rc = mdb_cursor_open(r->txn, r->st->certs, &c);
+	if (rc)
+		return lmdb_err(rc, em, "certs");
+	int err = 0;
+	for (rc = seek_issuer(c, issuer_id, &k, &v); rc == 0 && in_scope(&k, issuer_id);
+	     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+		revo_cert_rec_t rec;
+		if (!revo_skey_decode(k.mv_data, k.mv_size, &rec.issuer_id, &rec.serial)) {
+			err = revo_err_set(em, REVO_ECORRUPT, "corrupt serial key");
+			break;
+		}
+		if ((err = dec_cert(&v, &rec, em)) != 0 || (err = cb(ctx, &rec, NULL)) != 0)
+			break;
+	}
+	if (!err && rc != 0 && rc != MDB_NOTFOUND)
+		err = lmdb_err(rc, em, "certs");
+	mdb_cursor_close(c);
+	return err;
 }

@@ -316,6 +316,62 @@ int revo_snapshot_journal(revo_snapshot_t *snap, uint64_t since, revo_journal_cb
 int revo_snapshot_crl_state(revo_snapshot_t *snap, uint32_t issuer_id, revo_crl_state_t *out,
 			    revo_errmsg_t *em);
 
+/* ---- pre-signed OCSP responses ---- */
+
+enum revo_ocsp_hash { REVO_HASH_SHA1 = 1, REVO_HASH_SHA256 = 2 };
+enum revo_cert_status { REVO_STATUS_GOOD = 0, REVO_STATUS_REVOKED = 1, REVO_STATUS_UNKNOWN = 2 };
+
+/** A pre-signed OCSP response for one (issuer, serial, CertID hash algorithm). */
+typedef struct revo_ocsp_resp_rec {
+	uint32_t issuer_id;
+	revo_serial_t serial;
+	int hash;         /* enum revo_ocsp_hash */
+	int status;       /* enum revo_cert_status */
+	uint64_t rev_seq; /* journal sequence of the revocation it states (0: good) */
+	int64_t produced_at;
+	int64_t this_update;
+	int64_t next_update;
+	uint8_t etag[16];   /* entity tag for HTTP caches */
+	const uint8_t *der; /* the OCSPResponse; borrowed (see the function) */
+	size_t der_len;
+} revo_ocsp_resp_rec_t;
+
+/** Store @n pre-signed responses in one transaction (no fsync: they can be made again). */
+int revo_store_responses_put(revo_store_t *st, const revo_ocsp_resp_rec_t *recs, size_t n,
+			     revo_errmsg_t *em);
+
+/*
+ * A reader is one renewable read transaction, for a thread that makes many short reads
+ * (an OCSP responder worker): begin, look up, end, per request. Readers of one store may
+ * be used from different threads at once, one reader per thread. Pointers returned
+ * between begin and end are borrowed from the memory map and valid until end.
+ */
+typedef struct revo_reader revo_reader_t;
+
+int revo_reader_open(revo_store_t *st, revo_reader_t **out, revo_errmsg_t *em);
+void revo_reader_close(revo_reader_t *r);
+/** Start seeing the newest committed state. Errors: REVO_EIO. */
+int revo_reader_begin(revo_reader_t *r, revo_errmsg_t *em);
+void revo_reader_end(revo_reader_t *r);
+
+/** The pre-signed response of (issuer, serial, hash): 0, or REVO_ENOTFOUND. */
+int revo_reader_response(revo_reader_t *r, uint32_t issuer_id, const revo_serial_t *serial,
+			 int hash, revo_ocsp_resp_rec_t *out, revo_errmsg_t *em);
+
+/** Registration and revocation of one serial (either out pointer may be NULL). */
+int revo_reader_status(revo_reader_t *r, uint32_t issuer_id, const revo_serial_t *serial,
+		       revo_cert_rec_t *cert, bool *has_cert, revo_revocation_t *rev, bool *has_rev,
+		       revo_errmsg_t *em);
+
+typedef int (*revo_resp_cb)(void *ctx, const revo_ocsp_resp_rec_t *rec);
+
+/** Walk every pre-signed response (all issuers). */
+int revo_reader_responses(revo_reader_t *r, revo_resp_cb cb, void *ctx, revo_errmsg_t *em);
+
+/** Walk the registered certificates of @issuer_id (callback's @rev is NULL). */
+int revo_reader_certs(revo_reader_t *r, uint32_t issuer_id, revo_list_cb cb, void *ctx,
+		      revo_errmsg_t *em);
+
 /** Flush everything committed with REVO_APPLY_NOSYNC to disk. Errors: REVO_EIO. */
 int revo_store_sync(revo_store_t *st, revo_errmsg_t *em);
 

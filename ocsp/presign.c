@@ -1,0 +1,112 @@
+/*
+ * Pre-signing: one response per (unexpired certificate or revoked serial, CertID hash),
+ * written to the store in batches, each its own short write transaction, so that a
+ * revocation never waits behind a long pre-signing run.
+ */
+#include "ocsp/ocsp.h"
+
+#include "pki/timefmt.h"
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <string.h>
+
+#define BATCH 256
+
+struct presign_ctx {
+	revo_store_t *st;
+	const revo_issuer_t *is;
+	const revo_ocsp_signer_t *s;
+	int64_t now;
+	revo_ocsp_resp_rec_t recs[BATCH];
+	uint8_t *ders[BATCH];
+	size_t n;
+	revo_presign_stats_t *stats;
+	revo_errmsg_t *em;
+};
+
+static int flush_batch(struct presign_ctx *c)
+{
+	int rc = revo_store_responses_put(c->st, c->recs, c->n, c->em);
+	for (size_t i = 0; i < c->n; i++)
+		OPENSSL_free(c->ders[i]);
+	c->n = 0;
+	return rc;
+}
+
+static int presign_cb(void *vctx, const revo_cert_rec_t *cert, const revo_revocation_t *rev)
+{
+	struct presign_ctx *c = vctx;
+	if (cert && cert->not_after <= c->now && !rev)
+		return 0;
+	if (cert && cert->not_after <= c->now)
+		return 0; /* expired: RFC 5019 lets a responder stop answering for it */
+	const revo_serial_t *serial = cert ? &cert->serial : &rev->serial;
+	c->stats->certs++;
+	if (rev)
+		c->stats->revoked++;
+	static const int hashes[] = {REVO_HASH_SHA1, REVO_HASH_SHA256};
+	for (size_t h = 0; h < 2; h++) {
+		uint8_t cid[160];
+		revo_ocsp_single_t one = {
+		    .certid_der = cid,
+		    .certid_len = revo_ocsp_certid(hashes[h], &c->s->hashes, serial, cid),
+		    .status = rev ? REVO_STATUS_REVOKED : REVO_STATUS_GOOD,
+		    .revoked_at = rev ? rev->revoked_at : 0,
+		    .reason = rev ? rev->reason : -1,
+		    .this_update = c->now,
+		    .next_update = c->now + c->is->ocsp_validity,
+		};
+		uint8_t *der;
+		size_t len;
+		int rc = revo_ocsp_sign(c->s, &one, 1, false, NULL, 0, &der, &len, c->em);
+		if (rc)
+			return rc;
+		revo_ocsp_resp_rec_t *r = &c->recs[c->n];
+		memset(r, 0, sizeof(*r));
+		r->issuer_id = c->is->id;
+		r->serial = *serial;
+		r->hash = hashes[h];
+		r->status = one.status;
+		r->rev_seq = rev ? rev->seq : 0;
+		r->produced_at = c->now;
+		r->this_update = one.this_update;
+		r->next_update = one.next_update;
+		uint8_t md[32];
+		EVP_Digest(der, len, md, NULL, EVP_sha256(), NULL);
+		memcpy(r->etag, md, sizeof(r->etag));
+		r->der = der;
+		r->der_len = len;
+		c->ders[c->n++] = der;
+		c->stats->responses++;
+		if (c->n == BATCH && (rc = flush_batch(c)) != 0)
+			return rc;
+	}
+	return 0;
+}
+
+int revo_ocsp_presign(revo_store_t *st, const revo_issuer_t *is, const revo_ocsp_signer_t *s,
+		      revo_presign_stats_t *stats, revo_errmsg_t *em)
+{
+	static struct presign_ctx zero;
+	struct presign_ctx *c = OPENSSL_malloc(sizeof(*c));
+	if (!c)
+		return REVO_ENOMEM;
+	*c = zero;
+	c->st = st;
+	c->is = is;
+	c->s = s;
+	c->now = revo_now();
+	c->stats = stats;
+	c->em = em;
+	memset(stats, 0, sizeof(*stats));
+	int rc = revo_store_list(st, is->id, false, presign_cb, c, em);
+	if (rc == 0 && c->n)
+		rc = flush_batch(c);
+	for (size_t i = 0; i < c->n; i++)
+		OPENSSL_free(c->ders[i]);
+	if (rc == 0)
+		rc = revo_store_sync(st, em);
+	OPENSSL_free(c);
+	return rc;
+}

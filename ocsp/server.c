@@ -1,0 +1,1273 @@
+/*
+ * The OCSP responder: N worker threads, each with its own event_base, its own
+ * listening sockets on the shared port (SO_REUSEPORT), its own store reader and its own
+ * counters. A request flows: bufferevent input -> revo_http_parse -> decode (GET path or
+ * POST body) -> answer() -> one evbuffer holding the prebuilt header and the body.
+ *
+ * answer() serves the pre-signed response when it is fresh and agrees with the store's
+ * revocation state; otherwise it signs on demand with the delegated key when it has one,
+ * and never serves a response that contradicts the store (tryLater instead). The main
+ * thread owns signals: SIGTERM/SIGINT drain and stop, SIGHUP reloads issuers and keys.
+ * A maintenance thread recounts stale or missing pre-signed responses for /healthz.
+ */
+#include "ocsp/ocsp.h"
+#include "ocsp/ocsp_internal.h"
+
+#include "pki/reason.h"
+#include "pki/timefmt.h"
+
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <event2/thread.h>
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <openssl/crypto.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_LISTEN    16
+#define DRAIN_SECONDS 10
+#define N_BUCKETS     11
+
+static const double BUCKETS[N_BUCKETS] = {0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025,
+					  0.005,   0.01,   0.05,    0.1,    1.0};
+
+enum outcome {
+	OUT_PRESIGNED,
+	OUT_SIGNED,
+	OUT_NOT_MODIFIED,
+	OUT_MALFORMED,
+	OUT_UNAUTHORIZED,
+	OUT_TRY_LATER,
+	OUT_INTERNAL,
+	OUT_HTTP_ERROR,
+	OUT_HEALTH,
+	OUT_METRICS,
+	N_OUTCOMES
+};
+static const char *const OUTCOME_NAMES[N_OUTCOMES] = {
+    "presigned", "signed",         "not_modified", "malformed", "unauthorized",
+    "try_later", "internal_error", "http_error",   "healthz",   "metrics"};
+
+typedef struct counters {
+	_Atomic uint64_t req[3][N_OUTCOMES]; /* method GET, POST, other */
+	_Atomic uint64_t bucket[N_BUCKETS + 1];
+	_Atomic uint64_t sum_ns;
+	_Atomic uint64_t signatures;
+	_Atomic uint64_t errors;
+	_Atomic int64_t conns;
+} counters_t;
+
+typedef struct issuer_entry {
+	uint32_t id;
+	revo_issuer_hashes_t h;
+	int64_t validity;
+	bool has_signer;
+	revo_ocsp_signer_t signer;
+} issuer_entry_t;
+
+/* Issuers and keys; immutable once built, replaced whole on SIGHUP. */
+typedef struct generation {
+	issuer_entry_t *v;
+	size_t n;
+	_Atomic int refs;
+} generation_t;
+
+typedef struct server server_t;
+typedef struct worker worker_t;
+
+typedef struct conn {
+	worker_t *w;
+	struct bufferevent *bev;
+	struct conn *prev, *next;
+	int64_t started_ms; /* first octet of the request being read, 0 when idle */
+	bool closing;
+} conn_t;
+
+struct worker {
+	server_t *srv;
+	int index;
+	pthread_t tid;
+	struct event_base *base;
+	struct evconnlistener *listeners[MAX_LISTEN];
+	size_t n_listeners;
+	struct event *stop_ev, *reload_ev, *drain_timer;
+	revo_reader_t *reader;
+	generation_t *gen;
+	conn_t *conns;
+	int n_conns;
+	bool draining;
+	counters_t c;
+	uint8_t reqbuf[16384];
+};
+
+struct server {
+	const revo_ocsp_server_cfg_t *cfg;
+	revo_store_t *st;
+	pthread_mutex_t lock;
+	generation_t *gen; /* current; guarded by lock */
+	worker_t *workers;
+	int n_workers;
+	struct sockaddr_storage addrs[MAX_LISTEN];
+	socklen_t addr_lens[MAX_LISTEN];
+	char bound[MAX_LISTEN][80];
+	size_t n_addrs;
+	/* health, updated by the maintenance thread */
+	_Atomic int store_ok;
+	_Atomic int64_t stale_or_missing;
+	_Atomic int64_t responses;
+	_Atomic int64_t earliest_next_update;
+	pthread_t maint;
+	pthread_mutex_t maint_lock;
+	pthread_cond_t maint_cond;
+	bool maint_stop;
+	revo_errmsg_t load_em;
+};
+
+static int64_t mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* ---- generations ---- */
+
+static void gen_unref(generation_t *g)
+{
+	if (!g || atomic_fetch_sub(&g->refs, 1) != 1)
+		return;
+	for (size_t i = 0; i < g->n; i++)
+		if (g->v[i].has_signer)
+			revo_ocsp_signer_free(&g->v[i].signer);
+	free(g->v);
+	free(g);
+}
+
+static generation_t *gen_get(server_t *s)
+{
+	pthread_mutex_lock(&s->lock);
+	generation_t *g = s->gen;
+	if (g)
+		atomic_fetch_add(&g->refs, 1);
+	pthread_mutex_unlock(&s->lock);
+	return g;
+}
+
+static int gen_load(server_t *s, generation_t **out, revo_errmsg_t *em)
+{
+	revo_issuer_t *is;
+	size_t n;
+	int rc = revo_store_issuers(s->st, &is, &n, em);
+	if (rc)
+		return rc;
+	generation_t *g = calloc(1, sizeof(*g));
+	if (g)
+		g->v = calloc(n ? n : 1, sizeof(*g->v));
+	if (!g || !g->v) {
+		free(g);
+		revo_issuers_free(is, n);
+		return REVO_ENOMEM;
+	}
+	atomic_init(&g->refs, 1);
+	for (size_t i = 0; i < n; i++) {
+		issuer_entry_t *e = &g->v[g->n++];
+		e->id = is[i].id;
+		e->h = is[i].hashes;
+		e->validity = is[i].ocsp_validity;
+		/* only a delegated responder key: the network-facing process never holds the CA key
+		 */
+		if (s->cfg->sign && is[i].ocsp_cert_der && is[i].ocsp_key_ref) {
+			rc = revo_ocsp_signer_load(&is[i], false, s->cfg->pass_file,
+						   s->cfg->force_perms, &e->signer, em);
+			if (rc) {
+				revo_issuers_free(is, n);
+				gen_unref(g);
+				return rc;
+			}
+			e->has_signer = true;
+		}
+	}
+	revo_issuers_free(is, n);
+	*out = g;
+	return REVO_OK;
+}
+
+static const issuer_entry_t *find_issuer(const generation_t *g, const revo_ocsp_certid_t *id)
+{
+	size_t hl = id->hash == REVO_HASH_SHA1 ? 20 : id->hash == REVO_HASH_SHA256 ? 32 : 0;
+	if (!hl || id->name_hash_len != hl || id->key_hash_len != hl)
+		return NULL;
+	for (size_t i = 0; i < g->n; i++) {
+		const revo_issuer_hashes_t *h = &g->v[i].h;
+		const uint8_t *nh = id->hash == REVO_HASH_SHA1 ? h->name_sha1 : h->name_sha256;
+		const uint8_t *kh = id->hash == REVO_HASH_SHA1 ? h->key_sha1 : h->key_sha256;
+		if (memcmp(nh, id->name_hash, hl) == 0 && memcmp(kh, id->key_hash, hl) == 0)
+			return &g->v[i];
+	}
+	return NULL;
+}
+
+/* ---- HTTP output ---- */
+
+static void http_date(int64_t t, char *buf, size_t len)
+{
+	struct tm tm;
+	time_t tt = (time_t)t;
+	gmtime_r(&tt, &tm);
+	strftime(buf, len, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+}
+
+typedef struct reply {
+	int http;            /* status code */
+	const uint8_t *body; /* borrowed until the reply is queued */
+	size_t body_len;
+	const char *type;
+	bool cacheable; /* a pre-signed GET answer */
+	int64_t this_update, next_update;
+	const uint8_t *etag;
+	bool close;
+	const char *extra; /* extra header lines ("Allow: GET, POST\r\n") */
+} reply_t;
+
+static const char *reason_phrase(int code)
+{
+	switch (code) {
+	case 200: return "OK";
+	case 304: return "Not Modified";
+	case 400: return "Bad Request";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 408: return "Request Timeout";
+	case 411: return "Length Required";
+	case 413: return "Content Too Large";
+	case 415: return "Unsupported Media Type";
+	case 431: return "Request Header Fields Too Large";
+	case 500: return "Internal Server Error";
+	case 501: return "Not Implemented";
+	case 503: return "Service Unavailable";
+	case 505: return "HTTP Version Not Supported";
+	}
+	return "Error";
+}
+
+static void queue_reply(worker_t *w, conn_t *c, const reply_t *r, bool head_only)
+{
+	char h[1024], d[40];
+	int64_t now = revo_now();
+	http_date(now, d, sizeof(d));
+	int n = snprintf(h, sizeof(h), "HTTP/1.1 %d %s\r\nDate: %s\r\nServer: revo\r\n", r->http,
+			 reason_phrase(r->http), d);
+	if (r->type)
+		n += snprintf(h + n, sizeof(h) - (size_t)n, "Content-Type: %s\r\n", r->type);
+	if (r->http != 304)
+		n += snprintf(h + n, sizeof(h) - (size_t)n, "Content-Length: %zu\r\n", r->body_len);
+	if (r->cacheable) {
+		int64_t max_age = r->next_update - now;
+		if (max_age > w->srv->cfg->max_age_cap)
+			max_age = w->srv->cfg->max_age_cap;
+		if (max_age < 0)
+			max_age = 0;
+		char lm[40], ex[40], et[33];
+		http_date(r->this_update, lm, sizeof(lm));
+		http_date(r->next_update, ex, sizeof(ex));
+		for (int i = 0; i < 16; i++)
+			snprintf(et + 2 * i, 3, "%02x", r->etag[i]);
+		n += snprintf(
+		    h + n, sizeof(h) - (size_t)n,
+		    "Cache-Control: max-age=%lld, public, no-transform, must-revalidate\r\n"
+		    "Last-Modified: %s\r\nExpires: %s\r\nETag: \"%s\"\r\n",
+		    (long long)max_age, lm, ex, et);
+	} else if (r->http == 200) {
+		n += snprintf(h + n, sizeof(h) - (size_t)n, "Cache-Control: no-store\r\n");
+	}
+	if (r->extra)
+		n += snprintf(h + n, sizeof(h) - (size_t)n, "%s", r->extra);
+	if (r->close)
+		n += snprintf(h + n, sizeof(h) - (size_t)n, "Connection: close\r\n");
+	n += snprintf(h + n, sizeof(h) - (size_t)n, "\r\n");
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+	evbuffer_add(out, h, (size_t)n);
+	if (r->body_len && r->http != 304 && !head_only)
+		evbuffer_add(out, r->body, r->body_len);
+	(void)w;
+}
+
+/* ---- answering ---- */
+
+static bool etag_matches(const revo_http_req_t *h, const uint8_t *etag)
+{
+	if (!h->if_none_match)
+		return false;
+	char et[33];
+	for (int i = 0; i < 16; i++)
+		snprintf(et + 2 * i, 3, "%02x", etag[i]);
+	const char *v = h->if_none_match;
+	size_t n = h->if_none_match_len;
+	if (n == 1 && v[0] == '*')
+		return true;
+	for (size_t i = 0; i + 32 <= n; i++)
+		if (memcmp(v + i, et, 32) == 0)
+			return true;
+	return false;
+}
+
+/* Sign an answer for every CertID of @req with @e's delegated key. */
+static int sign_answer(worker_t *w, const issuer_entry_t *e, const revo_ocsp_request_t *req,
+		       uint8_t **der, size_t *len)
+{
+	revo_ocsp_single_t singles[REVO_OCSP_MAX_IDS];
+	bool ext_revoke = false;
+	int64_t now = revo_now();
+	for (size_t i = 0; i < req->n; i++) {
+		const revo_ocsp_certid_t *id = &req->ids[i];
+		revo_ocsp_single_t *s = &singles[i];
+		memset(s, 0, sizeof(*s));
+		s->certid_der = id->der;
+		s->certid_len = id->der_len;
+		s->this_update = now;
+		s->next_update = now + e->validity;
+		s->reason = -1;
+		const issuer_entry_t *ie = find_issuer(w->gen, id);
+		if (ie != e || !id->serial_ok) {
+			s->status = REVO_STATUS_UNKNOWN;
+			continue;
+		}
+		bool hc, hr;
+		revo_cert_rec_t cert;
+		revo_revocation_t rev;
+		if (revo_reader_status(w->reader, e->id, &id->serial, &cert, &hc, &rev, &hr, NULL))
+			return REVO_OCSP_INTERNAL;
+		if (hr) {
+			s->status = REVO_STATUS_REVOKED;
+			s->revoked_at = rev.revoked_at;
+			s->reason = rev.reason;
+		} else if (hc) {
+			s->status = REVO_STATUS_GOOD;
+		} else if (w->srv->cfg->non_issued == REVO_NONISSUED_REVOKED) {
+			/* RFC 6960 2.2: extended revoked definition */
+			s->status = REVO_STATUS_REVOKED;
+			s->revoked_at = 0;
+			s->reason = REVO_REASON_CERTIFICATE_HOLD;
+			ext_revoke = true;
+		} else if (w->srv->cfg->non_issued == REVO_NONISSUED_GOOD) {
+			s->status = REVO_STATUS_GOOD;
+		} else {
+			s->status = REVO_STATUS_UNKNOWN;
+		}
+	}
+	int rc = revo_ocsp_sign(&e->signer, singles, req->n, ext_revoke,
+				req->has_nonce ? req->nonce_ext : NULL, req->nonce_ext_len, der,
+				len, NULL);
+	atomic_fetch_add_explicit(&w->c.signatures, 1, memory_order_relaxed);
+	return rc ? REVO_OCSP_INTERNAL : 0;
+}
+
+/*
+ * Answer @req; fills @r (body borrowed from the reader or @signed_der, which the
+ * caller frees). Returns the outcome.
+ */
+static int answer(worker_t *w, const revo_ocsp_request_t *req, const revo_http_req_t *h,
+		  bool is_get, reply_t *r, uint8_t **signed_der)
+{
+	size_t el;
+	r->http = 200;
+	r->type = "application/ocsp-response";
+	const revo_ocsp_certid_t *id = &req->ids[0];
+	const issuer_entry_t *e = find_issuer(w->gen, id);
+	if (!e) {
+		r->body = revo_ocsp_error_response(REVO_OCSP_UNAUTHORIZED, &el);
+		r->body_len = el;
+		return OUT_UNAUTHORIZED;
+	}
+	bool can_sign = e->has_signer;
+	if (req->n == 1 && !(req->has_nonce && can_sign) && id->serial_ok && id->hash) {
+		revo_ocsp_resp_rec_t rec;
+		bool hc, hr;
+		revo_revocation_t rev;
+		int rc = revo_reader_response(w->reader, e->id, &id->serial, id->hash, &rec, NULL);
+		if (rc != 0 && rc != REVO_ENOTFOUND)
+			goto internal;
+		int src =
+		    revo_reader_status(w->reader, e->id, &id->serial, NULL, &hc, &rev, &hr, NULL);
+		if (src)
+			goto internal;
+		if (rc == 0) {
+			int64_t now = revo_now();
+			bool fresh = rec.next_update > now && rec.this_update <= now + 300;
+			bool agrees =
+			    hr ? (rec.status == REVO_STATUS_REVOKED && rec.rev_seq == rev.seq)
+			       : rec.status == REVO_STATUS_GOOD;
+			if (fresh && agrees) {
+				r->body = rec.der;
+				r->body_len = rec.der_len;
+				if (is_get) {
+					r->cacheable = true;
+					r->this_update = rec.this_update;
+					r->next_update = rec.next_update;
+					r->etag = rec.etag;
+					if (etag_matches(h, rec.etag)) {
+						r->http = 304;
+						r->type = NULL;
+						return OUT_NOT_MODIFIED;
+					}
+				}
+				return OUT_PRESIGNED;
+			}
+			if (!can_sign) {
+				/* never serve an answer the store contradicts */
+				r->body = revo_ocsp_error_response(REVO_OCSP_TRY_LATER, &el);
+				r->body_len = el;
+				return OUT_TRY_LATER;
+			}
+		}
+	}
+	if (!can_sign) {
+		r->body = revo_ocsp_error_response(REVO_OCSP_UNAUTHORIZED, &el);
+		r->body_len = el;
+		return OUT_UNAUTHORIZED;
+	}
+	size_t len;
+	if (sign_answer(w, e, req, signed_der, &len) != 0)
+		goto internal;
+	r->body = *signed_der;
+	r->body_len = len;
+	return OUT_SIGNED;
+internal:
+	atomic_fetch_add_explicit(&w->c.errors, 1, memory_order_relaxed);
+	r->body = revo_ocsp_error_response(REVO_OCSP_INTERNAL, &el);
+	r->body_len = el;
+	return OUT_INTERNAL;
+}
+
+static void count(worker_t *w, int method, int outcome, int64_t t0)
+{
+	int m = method == REVO_HTTP_GET ? 0 : method == REVO_HTTP_POST ? 1 : 2;
+	atomic_fetch_add_explicit(&w->c.req[m][outcome], 1, memory_order_relaxed);
+	int64_t dt = mono_ns() - t0;
+	double s = (double)dt / 1e9;
+	int b = 0;
+	while (b < N_BUCKETS && s > BUCKETS[b])
+		b++;
+	atomic_fetch_add_explicit(&w->c.bucket[b], 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&w->c.sum_ns, (uint64_t)dt, memory_order_relaxed);
+}
+
+static void healthz(worker_t *w, struct evbuffer *body, reply_t *r)
+{
+	server_t *s = w->srv;
+	int64_t now = revo_now();
+	int ok = atomic_load(&s->store_ok);
+	int64_t stale = atomic_load(&s->stale_or_missing);
+	int64_t earliest = atomic_load(&s->earliest_next_update);
+	bool can_sign = false;
+	for (size_t i = 0; i < w->gen->n; i++)
+		can_sign |= w->gen->v[i].has_signer;
+	bool healthy = ok && w->gen->n > 0 && (stale == 0 || can_sign);
+	evbuffer_add_printf(body,
+			    "{\"status\":\"%s\",\"store_readable\":%s,\"issuers\":%zu,"
+			    "\"presigned_responses\":%lld,\"stale_or_missing\":%lld,"
+			    "\"seconds_to_earliest_next_update\":%lld,\"on_demand_signing\":%s}\n",
+			    healthy ? "ok" : "degraded", ok ? "true" : "false", w->gen->n,
+			    (long long)atomic_load(&s->responses), (long long)stale,
+			    earliest ? (long long)(earliest - now) : -1LL,
+			    can_sign ? "true" : "false");
+	r->http = healthy ? 200 : 503;
+	r->type = "application/json";
+}
+
+static void metrics(worker_t *w, struct evbuffer *body, reply_t *r)
+{
+	server_t *s = w->srv;
+	static const char *const methods[3] = {"GET", "POST", "other"};
+	evbuffer_add_printf(body, "# HELP revo_ocsp_requests_total OCSP HTTP requests by method "
+				  "and outcome.\n# TYPE revo_ocsp_requests_total counter\n");
+	for (int m = 0; m < 3; m++)
+		for (int o = 0; o < N_OUTCOMES; o++) {
+			uint64_t v = 0;
+			for (int i = 0; i < s->n_workers; i++)
+				v += atomic_load_explicit(&s->workers[i].c.req[m][o],
+							  memory_order_relaxed);
+			evbuffer_add_printf(
+			    body,
+			    "revo_ocsp_requests_total{method=\"%s\",outcome=\"%s\"} "
+			    "%llu\n",
+			    methods[m], OUTCOME_NAMES[o], (unsigned long long)v);
+		}
+	evbuffer_add_printf(body, "# HELP revo_ocsp_request_duration_seconds Time from request "
+				  "parsed to answer queued.\n# TYPE "
+				  "revo_ocsp_request_duration_seconds histogram\n");
+	uint64_t cum = 0, sum = 0;
+	for (int b = 0; b <= N_BUCKETS; b++) {
+		for (int i = 0; i < s->n_workers; i++)
+			cum +=
+			    atomic_load_explicit(&s->workers[i].c.bucket[b], memory_order_relaxed);
+		if (b < N_BUCKETS)
+			evbuffer_add_printf(body,
+					    "revo_ocsp_request_duration_seconds_bucket{le=\"%g\"} "
+					    "%llu\n",
+					    BUCKETS[b], (unsigned long long)cum);
+		else
+			evbuffer_add_printf(
+			    body,
+			    "revo_ocsp_request_duration_seconds_bucket{le=\"+Inf\"} "
+			    "%llu\n",
+			    (unsigned long long)cum);
+	}
+	uint64_t sig = 0, err = 0, hits = 0;
+	int64_t conns = 0;
+	for (int i = 0; i < s->n_workers; i++) {
+		sum += atomic_load_explicit(&s->workers[i].c.sum_ns, memory_order_relaxed);
+		sig += atomic_load_explicit(&s->workers[i].c.signatures, memory_order_relaxed);
+		err += atomic_load_explicit(&s->workers[i].c.errors, memory_order_relaxed);
+		conns += atomic_load_explicit(&s->workers[i].c.conns, memory_order_relaxed);
+		for (int m = 0; m < 3; m++)
+			hits += atomic_load_explicit(&s->workers[i].c.req[m][OUT_PRESIGNED],
+						     memory_order_relaxed) +
+				atomic_load_explicit(&s->workers[i].c.req[m][OUT_NOT_MODIFIED],
+						     memory_order_relaxed);
+	}
+	evbuffer_add_printf(
+	    body,
+	    "revo_ocsp_request_duration_seconds_sum %.9f\n"
+	    "revo_ocsp_request_duration_seconds_count %llu\n"
+	    "# HELP revo_ocsp_presigned_hits_total Answers served from pre-signed responses.\n"
+	    "# TYPE revo_ocsp_presigned_hits_total counter\nrevo_ocsp_presigned_hits_total %llu\n"
+	    "# HELP revo_ocsp_signatures_total Responses signed on demand.\n"
+	    "# TYPE revo_ocsp_signatures_total counter\nrevo_ocsp_signatures_total %llu\n"
+	    "# HELP revo_ocsp_errors_total Internal errors.\n"
+	    "# TYPE revo_ocsp_errors_total counter\nrevo_ocsp_errors_total %llu\n"
+	    "# HELP revo_ocsp_connections Open client connections.\n"
+	    "# TYPE revo_ocsp_connections gauge\nrevo_ocsp_connections %lld\n"
+	    "# HELP revo_ocsp_stale_or_missing Unexpired certificates without a fresh pre-signed "
+	    "response.\n# TYPE revo_ocsp_stale_or_missing gauge\nrevo_ocsp_stale_or_missing "
+	    "%lld\n",
+	    (double)sum / 1e9, (unsigned long long)cum, (unsigned long long)hits,
+	    (unsigned long long)sig, (unsigned long long)err, (long long)conns,
+	    (long long)atomic_load(&s->stale_or_missing));
+	r->http = 200;
+	r->type = "text/plain; version=0.0.4";
+}
+
+/* ---- connections ---- */
+
+static void conn_free(conn_t *c)
+{
+	worker_t *w = c->w;
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		w->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	w->n_conns--;
+	atomic_fetch_sub_explicit(&w->c.conns, 1, memory_order_relaxed);
+	bufferevent_free(c->bev);
+	free(c);
+	if (w->draining && w->n_conns == 0)
+		event_base_loopbreak(w->base);
+}
+
+static void close_when_flushed(conn_t *c)
+{
+	c->closing = true;
+	bufferevent_disable(c->bev, EV_READ);
+	if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+		conn_free(c);
+}
+
+static void write_cb(struct bufferevent *bev, void *arg)
+{
+	conn_t *c = arg;
+	(void)bev;
+	if (c->closing)
+		conn_free(c);
+}
+
+static void http_error(worker_t *w, conn_t *c, int code, bool close, const char *extra)
+{
+	char body[64];
+	int n = snprintf(body, sizeof(body), "%d %s\n", code, reason_phrase(code));
+	reply_t r = {.http = code,
+		     .type = "text/plain",
+		     .body = (const uint8_t *)body,
+		     .body_len = (size_t)n,
+		     .close = close,
+		     .extra = extra};
+	queue_reply(w, c, &r, false);
+	if (close)
+		close_when_flushed(c);
+}
+
+static bool looks_like_ocsp_path(const char *p, size_t n)
+{
+	/* the last segment: long and made of base64 / percent-encoding characters */
+	size_t i = n;
+	while (i > 0 && p[i - 1] != '/')
+		i--;
+	size_t seg = n - i;
+	if (seg < 8)
+		return false;
+	for (; i < n; i++) {
+		char ch = p[i];
+		if (!((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') ||
+		      (ch >= '0' && ch <= '9') || ch == '+' || ch == '=' || ch == '%' ||
+		      ch == '-' || ch == '_'))
+			return false;
+	}
+	return true;
+}
+
+/* Handle every complete request in @c's input, in order (pipelining). */
+static void process(conn_t *c)
+{
+	worker_t *w = c->w;
+	const revo_ocsp_server_cfg_t *cfg = w->srv->cfg;
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+	while (!c->closing) {
+		size_t avail = evbuffer_get_length(in);
+		if (avail == 0) {
+			c->started_ms = 0;
+			return;
+		}
+		int64_t now_ms = mono_ns() / 1000000;
+		if (!c->started_ms)
+			c->started_ms = now_ms;
+		size_t look = avail < cfg->max_header ? avail : cfg->max_header;
+		const char *buf = (const char *)evbuffer_pullup(in, (ssize_t)look);
+		revo_http_req_t h;
+		int prc = revo_http_parse(buf, look, cfg->max_header, &h);
+		if (prc == REVO_HTTP_NEED_MORE) {
+			if (now_ms - c->started_ms > (int64_t)cfg->read_timeout * 1000)
+				http_error(w, c, 408, true, NULL);
+			return;
+		}
+		int64_t t0 = mono_ns();
+		if (prc < 0) {
+			count(w, REVO_HTTP_OTHER, OUT_HTTP_ERROR, t0);
+			http_error(w, c, -prc, true, NULL);
+			return;
+		}
+		bool close = h.conn_close || (h.minor == 0 && !h.conn_keep_alive) || w->draining;
+		bool keep_alive_10 = h.minor == 0 && h.conn_keep_alive && !close;
+		size_t body_len = 0;
+		if (h.method == REVO_HTTP_POST) {
+			if (h.chunked) {
+				count(w, h.method, OUT_HTTP_ERROR, t0);
+				http_error(w, c, 411, true, NULL);
+				return;
+			}
+			if (!h.has_length) {
+				count(w, h.method, OUT_HTTP_ERROR, t0);
+				http_error(w, c, 411, true, NULL);
+				return;
+			}
+			if (h.content_length > cfg->max_body) {
+				count(w, h.method, OUT_HTTP_ERROR, t0);
+				http_error(w, c, 413, true, NULL);
+				return;
+			}
+			body_len = h.content_length;
+			if (avail < h.head_len + body_len) {
+				if (now_ms - c->started_ms > (int64_t)cfg->read_timeout * 1000)
+					http_error(w, c, 408, true, NULL);
+				return; /* wait for the body */
+			}
+		} else if (h.has_length && h.content_length > 0) {
+			/* a body on GET: read and ignore it (bounded) */
+			if (h.content_length > cfg->max_body) {
+				http_error(w, c, 413, true, NULL);
+				return;
+			}
+			body_len = h.content_length;
+			if (avail < h.head_len + body_len)
+				return;
+		} else if (h.chunked) {
+			count(w, h.method, OUT_HTTP_ERROR, t0);
+			http_error(w, c, 501, true, NULL);
+			return;
+		}
+		/* copy what we need out of the input buffer, then drain it */
+		char path[8192];
+		size_t path_len = h.path_len < sizeof(path) ? h.path_len : 0;
+		bool path_too_long = h.path_len >= sizeof(path);
+		memcpy(path, h.path, path_len);
+		char inm[128];
+		size_t inm_len = h.if_none_match_len < sizeof(inm) ? h.if_none_match_len : 0;
+		memcpy(inm, h.if_none_match ? h.if_none_match : "", inm_len);
+		h.if_none_match = inm_len ? inm : NULL;
+		h.if_none_match_len = inm_len;
+		uint8_t *der = w->reqbuf;
+		size_t der_len = 0;
+		if (h.method == REVO_HTTP_POST && body_len <= sizeof(w->reqbuf)) {
+			evbuffer_drain(in, h.head_len);
+			evbuffer_remove(in, der, body_len);
+			der_len = body_len;
+		} else {
+			evbuffer_drain(in, h.head_len + body_len);
+		}
+		c->started_ms = 0;
+
+		reply_t r = {0};
+		struct evbuffer *text = NULL;
+		uint8_t *signed_der = NULL;
+		int outcome;
+		const char *extra = keep_alive_10 ? "Connection: keep-alive\r\n" : NULL;
+		if (h.method != REVO_HTTP_GET && h.method != REVO_HTTP_POST) {
+			count(w, h.method, OUT_HTTP_ERROR, t0);
+			http_error(w, c, 405, close, "Allow: GET, POST\r\n");
+			continue;
+		}
+		if (path_too_long) {
+			count(w, h.method, OUT_HTTP_ERROR, t0);
+			http_error(w, c, 414 == 414 ? 400 : 400, true, NULL);
+			return;
+		}
+		bool is_health = path_len == 8 && memcmp(path, "/healthz", 8) == 0;
+		bool is_metrics = path_len == 8 && memcmp(path, "/metrics", 8) == 0;
+		if ((is_health || is_metrics) && h.method == REVO_HTTP_GET) {
+			text = evbuffer_new();
+			if (is_health)
+				healthz(w, text, &r);
+			else
+				metrics(w, text, &r);
+			r.body_len = evbuffer_get_length(text);
+			r.body = evbuffer_pullup(text, -1);
+			outcome = is_health ? OUT_HEALTH : OUT_METRICS;
+		} else if (is_health || is_metrics) {
+			count(w, h.method, OUT_HTTP_ERROR, t0);
+			http_error(w, c, 405, close, "Allow: GET\r\n");
+			continue;
+		} else {
+			revo_ocsp_request_t *req = malloc(sizeof(*req));
+			int drc;
+			if (!req) {
+				http_error(w, c, 503, true, NULL);
+				return;
+			}
+			if (h.method == REVO_HTTP_POST) {
+				if (!h.type_ocsp) {
+					free(req);
+					count(w, h.method, OUT_HTTP_ERROR, t0);
+					http_error(w, c, 415, close, NULL);
+					continue;
+				}
+				drc = body_len <= sizeof(w->reqbuf)
+					  ? revo_ocsp_request_parse(der, der_len, cfg->max_ids, req)
+					  : REVO_EINVAL;
+			} else {
+				drc = revo_ocsp_request_from_path(path, path_len, w->reqbuf,
+								  sizeof(w->reqbuf), cfg->max_ids,
+								  req);
+				if (drc && !looks_like_ocsp_path(path, path_len)) {
+					free(req);
+					count(w, h.method, OUT_HTTP_ERROR, t0);
+					http_error(w, c, 404, close, NULL);
+					continue;
+				}
+			}
+			if (drc) {
+				size_t el;
+				r.http = 200;
+				r.type = "application/ocsp-response";
+				r.body = revo_ocsp_error_response(REVO_OCSP_MALFORMED, &el);
+				r.body_len = el;
+				outcome = OUT_MALFORMED;
+			} else {
+				if (revo_reader_begin(w->reader, NULL) != 0) {
+					size_t el;
+					r.http = 200;
+					r.type = "application/ocsp-response";
+					r.body = revo_ocsp_error_response(REVO_OCSP_TRY_LATER, &el);
+					r.body_len = el;
+					outcome = OUT_TRY_LATER;
+				} else {
+					outcome = answer(w, req, &h, h.method == REVO_HTTP_GET, &r,
+							 &signed_der);
+				}
+			}
+			free(req);
+		}
+		r.close = close;
+		r.extra = extra;
+		queue_reply(w, c, &r, false);
+		revo_reader_end(w->reader); /* after the body (borrowed from the map) is copied */
+		OPENSSL_free(signed_der);
+		if (text)
+			evbuffer_free(text);
+		count(w, h.method, outcome, t0);
+		if (close) {
+			close_when_flushed(c);
+			return;
+		}
+	}
+}
+
+static void read_cb(struct bufferevent *bev, void *arg)
+{
+	(void)bev;
+	process(arg);
+}
+
+static void event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	conn_t *c = arg;
+	(void)bev;
+	if (what & BEV_EVENT_EOF) {
+		/* half-closed: answer what arrived, then close once written */
+		process(c);
+		if (!c->closing)
+			close_when_flushed(c);
+		return;
+	}
+	/* errors and timeouts */
+	conn_free(c);
+}
+
+static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int slen,
+		      void *arg)
+{
+	worker_t *w = arg;
+	(void)l;
+	(void)sa;
+	(void)slen;
+	if (w->n_conns >= w->srv->cfg->max_conns || w->draining) {
+		evutil_closesocket(fd);
+		return;
+	}
+	conn_t *c = calloc(1, sizeof(*c));
+	struct bufferevent *bev =
+	    c ? bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE) : NULL;
+	if (!bev) {
+		free(c);
+		evutil_closesocket(fd);
+		return;
+	}
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	c->w = w;
+	c->bev = bev;
+	c->next = w->conns;
+	if (w->conns)
+		w->conns->prev = c;
+	w->conns = c;
+	w->n_conns++;
+	atomic_fetch_add_explicit(&w->c.conns, 1, memory_order_relaxed);
+	struct timeval rt = {w->srv->cfg->idle_timeout, 0}, wt = {w->srv->cfg->read_timeout, 0};
+	bufferevent_set_timeouts(bev, &rt, &wt);
+	bufferevent_setwatermark(bev, EV_READ, 0,
+				 w->srv->cfg->max_header + w->srv->cfg->max_body + 4096);
+	bufferevent_setcb(bev, read_cb, write_cb, event_cb, c);
+	bufferevent_enable(bev, EV_READ | EV_WRITE);
+}
+
+/* ---- workers ---- */
+
+static void drain_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+	worker_t *w = arg;
+	(void)fd;
+	(void)what;
+	event_base_loopbreak(w->base);
+}
+
+static void stop_cb(evutil_socket_t fd, short what, void *arg)
+{
+	worker_t *w = arg;
+	(void)fd;
+	(void)what;
+	w->draining = true;
+	for (size_t i = 0; i < w->n_listeners; i++) {
+		evconnlistener_free(w->listeners[i]);
+		w->listeners[i] = NULL;
+	}
+	w->n_listeners = 0;
+	/* idle keep-alive connections go now; busy ones after their answer */
+	for (conn_t *c = w->conns, *next; c; c = next) {
+		next = c->next;
+		if (!c->started_ms && evbuffer_get_length(bufferevent_get_input(c->bev)) == 0 &&
+		    !c->closing)
+			close_when_flushed(c);
+	}
+	if (w->n_conns == 0) {
+		event_base_loopbreak(w->base);
+		return;
+	}
+	struct timeval tv = {DRAIN_SECONDS, 0};
+	w->drain_timer = evtimer_new(w->base, drain_timeout_cb, w);
+	evtimer_add(w->drain_timer, &tv);
+}
+
+static void reload_cb(evutil_socket_t fd, short what, void *arg)
+{
+	worker_t *w = arg;
+	(void)fd;
+	(void)what;
+	generation_t *g = gen_get(w->srv);
+	if (g) {
+		gen_unref(w->gen);
+		w->gen = g;
+	}
+}
+
+static void *worker_main(void *arg)
+{
+	worker_t *w = arg;
+	event_base_dispatch(w->base);
+	return NULL;
+}
+
+static int make_socket(const struct sockaddr *sa, socklen_t len, revo_errmsg_t *em,
+		       const char *name)
+{
+	int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return revo_err_set(em, REVO_EIO, "socket: %s", strerror(errno));
+	int one = 1;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+	if (sa->sa_family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	if (bind(fd, sa, len) != 0 || listen(fd, 1024) != 0) {
+		int e = errno;
+		close(fd);
+		return revo_err_set(em, e == EACCES ? REVO_EACCES : REVO_EIO,
+				    "cannot listen on %s: %s", name, strerror(e));
+	}
+	return fd;
+}
+
+/* Resolve "HOST:PORT" / "[V6]:PORT" into @ss. */
+static int parse_listen(const char *spec, struct sockaddr_storage *ss, socklen_t *len,
+			revo_errmsg_t *em)
+{
+	char host[256];
+	const char *port;
+	if (spec[0] == '[') {
+		const char *rb = strchr(spec, ']');
+		if (!rb || rb[1] != ':' || (size_t)(rb - spec - 1) >= sizeof(host))
+			return revo_err_set(em, REVO_EINVAL, "--listen '%s' is not [V6]:PORT",
+					    spec);
+		memcpy(host, spec + 1, (size_t)(rb - spec - 1));
+		host[rb - spec - 1] = '\0';
+		port = rb + 2;
+	} else {
+		const char *colon = strrchr(spec, ':');
+		if (!colon || (size_t)(colon - spec) >= sizeof(host))
+			return revo_err_set(em, REVO_EINVAL, "--listen '%s' is not HOST:PORT",
+					    spec);
+		memcpy(host, spec, (size_t)(colon - spec));
+		host[colon - spec] = '\0';
+		port = colon + 1;
+	}
+	struct addrinfo hints = {.ai_family = AF_UNSPEC,
+				 .ai_socktype = SOCK_STREAM,
+				 .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+	struct addrinfo *ai = NULL;
+	int g = getaddrinfo(host[0] ? host : NULL, port, &hints, &ai);
+	if (g != 0 || !ai)
+		return revo_err_set(em, REVO_EINVAL, "--listen '%s': %s", spec, gai_strerror(g));
+	memcpy(ss, ai->ai_addr, ai->ai_addrlen);
+	*len = (socklen_t)ai->ai_addrlen;
+	freeaddrinfo(ai);
+	return REVO_OK;
+}
+
+static void addr_text(const struct sockaddr_storage *ss, char *buf, size_t len)
+{
+	char host[64] = "?";
+	int port = 0;
+	if (ss->ss_family == AF_INET) {
+		const struct sockaddr_in *a = (const void *)ss;
+		inet_ntop(AF_INET, &a->sin_addr, host, sizeof(host));
+		port = ntohs(a->sin_port);
+		snprintf(buf, len, "%s:%d", host, port);
+	} else {
+		const struct sockaddr_in6 *a = (const void *)ss;
+		inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof(host));
+		port = ntohs(a->sin6_port);
+		snprintf(buf, len, "[%s]:%d", host, port);
+	}
+}
+
+/* ---- maintenance: counts for /healthz ---- */
+
+struct health_scan {
+	server_t *s;
+	int64_t now, stale, count, earliest;
+	revo_reader_t *r;
+};
+
+static int health_resp_cb(void *ctx, const revo_ocsp_resp_rec_t *rec)
+{
+	struct health_scan *h = ctx;
+	h->count++;
+	if (rec->hash != REVO_HASH_SHA1)
+		return 0;
+	bool hc, hr;
+	revo_revocation_t rev;
+	if (revo_reader_status(h->r, rec->issuer_id, &rec->serial, NULL, &hc, &rev, &hr, NULL))
+		return 0;
+	bool agrees = hr ? (rec->status == REVO_STATUS_REVOKED && rec->rev_seq == rev.seq)
+			 : rec->status == REVO_STATUS_GOOD;
+	if (rec->next_update <= h->now || !agrees)
+		h->stale++;
+	if (!h->earliest || rec->next_update < h->earliest)
+		h->earliest = rec->next_update;
+	return 0;
+}
+
+static int health_cert_cb(void *ctx, const revo_cert_rec_t *c, const revo_revocation_t *rv)
+{
+	struct health_scan *h = ctx;
+	(void)rv;
+	if (c->not_after <= h->now)
+		return 0;
+	revo_ocsp_resp_rec_t rec;
+	if (revo_reader_response(h->r, c->issuer_id, &c->serial, REVO_HASH_SHA1, &rec, NULL) ==
+	    REVO_ENOTFOUND)
+		h->stale++;
+	return 0;
+}
+
+static void health_scan(server_t *s, revo_reader_t *r)
+{
+	struct health_scan h = {.s = s, .now = revo_now(), .r = r};
+	generation_t *g = gen_get(s);
+	int ok = revo_reader_begin(r, NULL) == 0 &&
+		 revo_reader_responses(r, health_resp_cb, &h, NULL) == 0;
+	for (size_t i = 0; ok && g && i < g->n; i++)
+		ok = revo_reader_certs(r, g->v[i].id, health_cert_cb, &h, NULL) == 0;
+	revo_reader_end(r);
+	gen_unref(g);
+	atomic_store(&s->store_ok, ok);
+	if (ok) {
+		atomic_store(&s->stale_or_missing, h.stale);
+		atomic_store(&s->responses, h.count);
+		atomic_store(&s->earliest_next_update, h.earliest);
+	}
+}
+
+static void *maint_main(void *arg)
+{
+	server_t *s = arg;
+	revo_reader_t *r;
+	if (revo_reader_open(s->st, &r, NULL) != 0) {
+		atomic_store(&s->store_ok, 0);
+		return NULL;
+	}
+	pthread_mutex_lock(&s->maint_lock);
+	while (!s->maint_stop) {
+		pthread_mutex_unlock(&s->maint_lock);
+		health_scan(s, r);
+		pthread_mutex_lock(&s->maint_lock);
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += 15;
+		if (!s->maint_stop)
+			pthread_cond_timedwait(&s->maint_cond, &s->maint_lock, &ts);
+	}
+	pthread_mutex_unlock(&s->maint_lock);
+	revo_reader_close(r);
+	return NULL;
+}
+
+/* ---- main thread ---- */
+
+struct main_ctx {
+	server_t *s;
+	struct event_base *base;
+	bool stop;
+};
+
+static void signal_cb(evutil_socket_t sig, short what, void *arg)
+{
+	struct main_ctx *m = arg;
+	(void)what;
+	server_t *s = m->s;
+	if (sig == SIGHUP) {
+		generation_t *g;
+		revo_errmsg_t em = {{0}};
+		if (gen_load(s, &g, &em) == 0) {
+			pthread_mutex_lock(&s->lock);
+			generation_t *old = s->gen;
+			s->gen = g;
+			pthread_mutex_unlock(&s->lock);
+			gen_unref(old);
+			for (int i = 0; i < s->n_workers; i++)
+				event_active(s->workers[i].reload_ev, EV_READ, 0);
+			fprintf(stderr, "revo: ocsp serve: reloaded issuers and keys\n");
+		} else {
+			fprintf(stderr,
+				"revo: ocsp serve: reload failed, keeping the old keys: %s\n",
+				em.msg[0] ? em.msg : revo_strerror(REVO_EIO));
+		}
+		pthread_mutex_lock(&s->maint_lock);
+		pthread_cond_signal(&s->maint_cond);
+		pthread_mutex_unlock(&s->maint_lock);
+		return;
+	}
+	for (int i = 0; i < s->n_workers; i++)
+		event_active(s->workers[i].stop_ev, EV_READ, 0);
+	event_base_loopbreak(m->base);
+}
+
+int revo_ocsp_serve(const revo_ocsp_server_cfg_t *cfg, revo_errmsg_t *em)
+{
+	static bool threads_on;
+	if (!threads_on) {
+		if (evthread_use_pthreads() != 0)
+			return revo_err_set(em, REVO_EINTERNAL, "libevent has no pthreads support");
+		threads_on = true;
+	}
+	server_t *s = calloc(1, sizeof(*s));
+	if (!s)
+		return REVO_ENOMEM;
+	s->cfg = cfg;
+	pthread_mutex_init(&s->lock, NULL);
+	pthread_mutex_init(&s->maint_lock, NULL);
+	pthread_cond_init(&s->maint_cond, NULL);
+	int rc = revo_store_open(cfg->store_dir, REVO_STORE_READONLY, &s->st, em);
+	int n_threads = cfg->threads > 0 ? cfg->threads : 1;
+	struct event_base *mbase = NULL;
+	struct event *sigs[3] = {0};
+	if (rc)
+		goto out_free;
+	if ((rc = gen_load(s, &s->gen, em)) != 0)
+		goto out_free;
+	if (cfg->n_listen == 0 || cfg->n_listen > MAX_LISTEN) {
+		rc = revo_err_set(em, REVO_EINVAL, "give 1 to %d --listen addresses", MAX_LISTEN);
+		goto out_free;
+	}
+	for (size_t i = 0; i < cfg->n_listen; i++)
+		if ((rc = parse_listen(cfg->listen[i], &s->addrs[i], &s->addr_lens[i], em)) != 0)
+			goto out_free;
+	s->n_addrs = cfg->n_listen;
+	s->workers = calloc((size_t)n_threads, sizeof(worker_t));
+	if (!s->workers) {
+		rc = REVO_ENOMEM;
+		goto out_free;
+	}
+	s->n_workers = n_threads;
+
+	/* signals belong to the main thread: block them before the workers start */
+	sigset_t set, old;
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &set, &old);
+
+	for (int i = 0; i < n_threads && !rc; i++) {
+		worker_t *w = &s->workers[i];
+		w->srv = s;
+		w->index = i;
+		w->base = event_base_new();
+		if (!w->base) {
+			rc = revo_err_set(em, REVO_ENOMEM, "cannot create an event base");
+			break;
+		}
+		if ((rc = revo_reader_open(s->st, &w->reader, em)) != 0)
+			break;
+		w->gen = gen_get(s);
+		w->stop_ev = event_new(w->base, -1, 0, stop_cb, w);
+		w->reload_ev = event_new(w->base, -1, 0, reload_cb, w);
+		for (size_t a = 0; a < s->n_addrs; a++) {
+			char name[80];
+			addr_text(&s->addrs[a], name, sizeof(name));
+			int fd =
+			    make_socket((struct sockaddr *)&s->addrs[a], s->addr_lens[a], em, name);
+			if (fd < 0) {
+				rc = fd;
+				break;
+			}
+			if (i == 0) {
+				/* port 0: the kernel's choice is used by every other worker */
+				getsockname(fd, (struct sockaddr *)&s->addrs[a], &s->addr_lens[a]);
+				addr_text(&s->addrs[a], s->bound[a], sizeof(s->bound[a]));
+			}
+			w->listeners[w->n_listeners++] = evconnlistener_new(
+			    w->base, accept_cb, w, LEV_OPT_CLOSE_ON_FREE, -1, fd);
+		}
+	}
+	if (rc) {
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+		goto out_workers;
+	}
+	atomic_store(&s->store_ok, 1);
+	pthread_create(&s->maint, NULL, maint_main, s);
+	for (int i = 0; i < n_threads; i++)
+		pthread_create(&s->workers[i].tid, NULL, worker_main, &s->workers[i]);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+
+	const char *bound[MAX_LISTEN];
+	for (size_t a = 0; a < s->n_addrs; a++)
+		bound[a] = s->bound[a];
+	if (cfg->ready)
+		cfg->ready(cfg->ready_ctx, bound, s->n_addrs);
+
+	mbase = event_base_new();
+	struct main_ctx m = {.s = s, .base = mbase};
+	int signos[3] = {SIGTERM, SIGINT, SIGHUP};
+	for (int i = 0; i < 3; i++) {
+		sigs[i] = evsignal_new(mbase, signos[i], signal_cb, &m);
+		event_add(sigs[i], NULL);
+	}
+	signal(SIGPIPE, SIG_IGN);
+	event_base_dispatch(mbase);
+
+	for (int i = 0; i < n_threads; i++)
+		pthread_join(s->workers[i].tid, NULL);
+	pthread_mutex_lock(&s->maint_lock);
+	s->maint_stop = true;
+	pthread_cond_signal(&s->maint_cond);
+	pthread_mutex_unlock(&s->maint_lock);
+	pthread_join(s->maint, NULL);
+	rc = REVO_OK;
+out_workers:
+	for (int i = 0; i < s->n_workers; i++) {
+		worker_t *w = &s->workers[i];
+		while (w->conns)
+			conn_free(w->conns);
+		for (size_t a = 0; a < w->n_listeners; a++)
+			if (w->listeners[a])
+				evconnlistener_free(w->listeners[a]);
+		if (w->stop_ev)
+			event_free(w->stop_ev);
+		if (w->reload_ev)
+			event_free(w->reload_ev);
+		if (w->drain_timer)
+			event_free(w->drain_timer);
+		revo_reader_close(w->reader);
+		gen_unref(w->gen);
+		if (w->base)
+			event_base_free(w->base);
+	}
+	for (int i = 0; i < 3; i++)
+		if (sigs[i])
+			event_free(sigs[i]);
+	if (mbase)
+		event_base_free(mbase);
+	free(s->workers);
+out_free:
+	gen_unref(s->gen);
+	revo_store_close(s->st);
+	pthread_mutex_destroy(&s->lock);
+	pthread_mutex_destroy(&s->maint_lock);
+	pthread_cond_destroy(&s->maint_cond);
+	free(s);
+	return rc;
+}
