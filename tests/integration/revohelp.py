@@ -7,6 +7,7 @@ hashes are computed from the DER with a tiny parser of our own.
 
 import datetime
 import hashlib
+import json
 import os
 import pathlib
 import re
@@ -86,6 +87,10 @@ def aware(dt):
 
 
 # ---------------------------------------------------------------- serials
+
+
+def json_loads(s):
+    return json.loads(s)
 
 
 def serial_hex(n):

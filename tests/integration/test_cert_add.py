@@ -1,6 +1,5 @@
 """revo cert add: PEM bundles, DER, issuer detection, idempotence, bad input."""
 
-import os
 
 import pytest
 import revohelp as H
@@ -84,7 +83,7 @@ def test_unknown_issuer_refused_and_nothing_added(ca_store, leaf, ca1, ca2):
     good = leaf(0x1500, "good", ca1)
     foreign = leaf(0x1501, "foreign", ca2)
     log = ca_store.log()
-    err = ca_store.fail("cert", "add", good.pem_path, foreign.pem_path)
+    ca_store.fail("cert", "add", good.pem_path, foreign.pem_path)
     assert ca_store.list() == []
     assert ca_store.log() == log
     ca_store.fail("cert", "add", foreign.der_path)

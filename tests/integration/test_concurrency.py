@@ -2,8 +2,6 @@
 
 import time
 
-import pytest
-
 
 def test_two_revokes_at_once_both_succeed(ca_store, ca1, leaf, procs):
     a = leaf(0xB001, "conc-a", ca1)

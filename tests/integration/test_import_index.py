@@ -138,7 +138,7 @@ def _bad_line(kind, t):
     past = H.utctime(t - H.days(1))
     return {
         "bad-status": f"X\t{fut}\t\t2003\tunknown\t/CN=bad",
-        "bad-expiry": f"V\tnotadate\t\t2003\tunknown\t/CN=bad",
+        "bad-expiry": "V\tnotadate\t\t2003\tunknown\t/CN=bad",
         "missing-fields": f"V\t{fut}\t\t2003",
         "r-without-time": f"R\t{fut}\t\t2003\tunknown\t/CN=bad",
         "bad-reason": f"R\t{fut}\t{past},notAReason\t2003\tunknown\t/CN=bad",
@@ -220,3 +220,20 @@ def test_index_written_by_real_openssl_ca(ca_store, ca1, leaf, tmp_path):
     assert by["ossl-noreason"]["reason"] == "unspecified"
     for e in by.values():
         assert H.same_second(e["not_after"], certs[e["cn"]].not_after)
+
+
+def test_reimport_picks_up_new_revocations(ca_store, tmp_path):
+    """Syncing a live OpenSSL database again: a line that became R gets revoked."""
+    t = H.now()
+    fut = t + H.days(30)
+    idx = tmp_path / "index.txt"
+    H.write_index(idx, [H.index_line("V", fut, 0x2101, "sync-1"), H.index_line("V", fut, 0x2102, "sync-2")])
+    ca_store("import", "openssl-index", idx, "--issuer", "ca1")
+    H.write_index(idx, [H.index_line("V", fut, 0x2101, "sync-1"),
+                        H.index_line("R", fut, 0x2102, "sync-2", t - H.days(1), "superseded"),
+                        H.index_line("V", fut, 0x2103, "sync-3")])
+    j = ca_store("import", "openssl-index", idx, "--issuer", "ca1", json=True)
+    assert (j["lines"], j["added"], j["present"], j["revoked"]) == (3, 1, 2, 1)
+    st = ca_store.status("2102")
+    assert st["status"] == "revoked" and st["reason"] == "superseded"
+    assert H.same_second(st["revoked_at"], t - H.days(1))

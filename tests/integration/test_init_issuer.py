@@ -1,6 +1,7 @@
 """revo init, revo issuer add/list, and the command-line conventions."""
 
 import os
+import re
 
 import pytest
 import revohelp as H
@@ -77,6 +78,17 @@ def test_misuse_exits_2_with_one_line(ca_store, args):
     log = ca_store.log()
     ca_store(*args, expect=2)
     assert ca_store.log() == log
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["frobnicate"], ["list", "--bogus-option"], ["revoke", "--serial", "0"],
+     ["revoke", "--serial", "01", "--issuer", "nope"], ["status", "--serial", "01", "--issuer", "nope"]],
+    ids=["unknown-command", "unknown-option", "zero-serial", "unknown-issuer", "status-unknown-issuer"],
+)
+def test_error_line_reads_what_colon_why(ca_store, args):
+    err = ca_store.fail(*args).rstrip("\n")
+    assert re.fullmatch(r"revo: [^:]*\S: \S.*", err), f"not 'revo: <what>: <why>': {err!r}"
 
 
 def test_help_exits_0(revo):
@@ -223,3 +235,25 @@ def test_issuer_add_refuses_garbage_certificate(inited, ca1, tmp_path):
     inited.fail("issuer", "add", "ca1", "--cert", bad, "--key", ca1.key_path)
     inited.fail("issuer", "add", "ca1", "--cert", tmp_path / "missing.pem", "--key", ca1.key_path)
     assert inited("issuer", "list", json=True) == []
+
+
+def test_key_material_is_never_stored(inited, store, ca1, ocsp_cert):
+    inited("issuer", "add", "with-ocsp", "--cert", ca1.cert_path, "--key", ca1.key_path,
+             "--ocsp-cert", ocsp_cert.pem_path, "--ocsp-key", ca1.key_path)
+    data = (store / "data.mdb").read_bytes()
+    scalar = ca1.key.private_numbers().private_value.to_bytes(32, "big")
+    assert scalar not in data, "the CA private key is in the store"
+    assert b"PRIVATE KEY" not in data
+    assert ca1.key_path.read_bytes() not in data
+    # the certificate, on the other hand, is kept
+    assert ca1.cert.public_bytes(H.serialization.Encoding.DER) in data
+
+
+def test_store_files_are_not_world_accessible(revo, store):
+    old = os.umask(0)
+    try:
+        revo("init")
+    finally:
+        os.umask(old)
+    for p in (store, store / "data.mdb", store / "lock.mdb"):
+        assert p.stat().st_mode & 0o007 == 0, f"{p} is open to everybody: {oct(p.stat().st_mode)}"

@@ -302,3 +302,30 @@ def test_publish_and_wait_refused(ca_store, certs, args):
 @pytest.mark.parametrize("serial", ["01" * 21, "0", "-5", "XYZ"])
 def test_status_refuses_bad_serial(ca_store, serial):
     ca_store.fail("status", "--serial", serial, "--issuer", "ca1")
+
+
+def test_cert_registered_after_its_revocation_becomes_issued(ca_store, ca1, leaf):
+    c = leaf(0x6401, "found-later", ca1)
+    at = H.now() - H.days(1)
+    ca_store("revoke", "--serial", c.hex, "--issuer", "ca1", "--reason", "keyCompromise", "--at", H.rfc3339(at))
+    assert ca_store.status(c.hex, "ca1")["issued"] is False
+    j = ca_store("cert", "add", c.pem_path, json=True)
+    assert j["added"] == 1
+    st = ca_store.status(c.hex)
+    assert st["issued"] is True and st["status"] == "revoked" and st["reason"] == "keyCompromise"
+    assert st["cn"] == "found-later" and H.same_second(st["revoked_at"], at)
+    assert H.same_second(st["not_after"], c.not_after)
+    assert [(e["serial"], e["issued"]) for e in ca_store.list("--revoked")] == [(c.hex, True)]
+
+
+def test_serial_of_two_issuers_needs_issuer(two_ca_store, ca1, ca2, leaf):
+    a = leaf(0x6501, "twice-a", ca1)
+    b = leaf(0x6501, "twice-b", ca2)
+    two_ca_store("cert", "add", a.pem_path, b.pem_path)
+    log = two_ca_store.log()
+    two_ca_store.fail("revoke", "--serial", "6501")
+    two_ca_store.fail("status", "--serial", "6501")
+    assert two_ca_store.log() == log
+    c = one(two_ca_store("revoke", "--serial", "6501", "--issuer", "ca2", json=True))
+    assert (c["issuer"], c["cn"]) == ("ca2", "twice-b")
+    assert two_ca_store.status("6501", "ca1")["status"] == "good"
