@@ -35,8 +35,12 @@
 
 #define OUT_BUF   (256u << 10)
 #define ENTRY_MAX 128
-/* Parse the result back with OpenSSL as a structural check below this size. */
-#define PARSE_CHECK_MAX (8u << 20)
+/*
+ * CRLs up to this size are also parsed back with OpenSSL as a structural check. The
+ * bound keeps that check's heap constant (d2i allocates per entry); it covers every CRL
+ * that fits Roles Anywhere (about 160 kB of DER). Larger CRLs get the signature check.
+ */
+#define PARSE_CHECK_MAX (256u << 10)
 
 typedef struct unheld {
 	revo_serial_t serial;

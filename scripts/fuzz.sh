@@ -14,7 +14,11 @@ pki=(pki/err.c pki/serial.c pki/timefmt.c pki/reason.c pki/cert.c)
 "$cc" "${flags[@]}" -o "$out/fuzz_index_line" tests/fuzz/fuzz_index_line.c store/import.c \
 	"${pki[@]}" -lcrypto
 
-for t in index_line; do
+"$cc" "${flags[@]}" -o "$out/fuzz_ocsp_request" tests/fuzz/fuzz_ocsp_request.c ocsp/request.c \
+	pki/der.c "${pki[@]}" -lcrypto
+"$cc" "${flags[@]}" -o "$out/fuzz_http_head" tests/fuzz/fuzz_http_head.c ocsp/http.c
+
+for t in index_line ocsp_request http_head; do
 	mkdir -p "$out/corpus-$t"
 	"$out/fuzz_$t" -max_total_time="$secs" -timeout=5 -print_final_stats=1 \
 		"$out/corpus-$t" "tests/fuzz/corpus/$t"
