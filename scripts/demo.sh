@@ -45,4 +45,34 @@ step "revo list"
 "$revo" list
 step "revo log (who did what, when)"
 "$revo" log
+
+step "revo crl build: a signed CRL, checked by openssl"
+"$revo" crl build --issuer demo --out demo.crl --pem
+cat ca.pem demo.crl > ca-and-crl.pem
+echo "openssl verify -crl_check of the revoked host (must fail):"
+if openssl verify -crl_check -CAfile ca-and-crl.pem ci-runner-1.pem; then
+	echo "demo: the revoked certificate was accepted" >&2
+	exit 1
+fi
+echo "openssl verify -crl_check of a good host:"
+openssl verify -crl_check -CAfile ca-and-crl.pem build-server-1.pem
+
+step "revo ocsp presign, then revo ocsp serve on 127.0.0.1, asked by openssl ocsp"
+"$revo" ocsp presign
+"$revo" ocsp serve --listen 127.0.0.1:0 --threads 2 >serve.out 2>serve.err &
+serve_pid=$!
+trap 'kill "$serve_pid" 2>/dev/null || true' EXIT
+for _ in $(seq 50); do
+	grep -q "listening on" serve.out 2>/dev/null && break
+	sleep 0.1
+done
+url="http://$(sed -n 's/^listening on //p' serve.out | head -1)/ocsp"
+echo "responder at $url"
+for host in ci-runner-1 build-server-1; do
+	openssl ocsp -issuer ca.pem -cert "$host.pem" -url "$url" -CAfile ca.pem -no_nonce 2>&1 |
+		grep -E "^(Response verify|$host)"
+done
+kill -TERM "$serve_pid"
+wait "$serve_pid"
+trap - EXIT
 printf '\nthe demo store is in %s\n' "$REVO_STORE"
