@@ -110,6 +110,9 @@ struct worker {
 	int n_conns;
 	bool draining;
 	counters_t c;
+	char date[40];
+	int64_t date_at;
+	revo_ocsp_request_t req;
 	uint8_t reqbuf[16384];
 };
 
@@ -222,12 +225,30 @@ static const issuer_entry_t *find_issuer(const generation_t *g, const revo_ocsp_
 
 /* ---- HTTP output ---- */
 
+/* IMF-fixdate ("Sun, 06 Nov 1994 08:49:37 GMT"), without locale or time zone lookups. */
 static void http_date(int64_t t, char *buf, size_t len)
 {
-	struct tm tm;
-	time_t tt = (time_t)t;
-	gmtime_r(&tt, &tm);
-	strftime(buf, len, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+	static const char days[7][4] = {"Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"};
+	static const char months[12][4] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+					   "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+	int64_t d = t / 86400, rem = t % 86400;
+	if (rem < 0) {
+		rem += 86400;
+		d--;
+	}
+	int wday = (int)(((d % 7) + 7) % 7);
+	int64_t z = d + 719468;
+	int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+	int64_t doe = z - era * 146097;
+	int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+	int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+	int64_t mp = (5 * doy + 2) / 153;
+	int mday = (int)(doy - (153 * mp + 2) / 5 + 1);
+	int mon = (int)(mp < 10 ? mp + 3 : mp - 9);
+	int64_t y = yoe + era * 400 + (mon <= 2);
+	snprintf(buf, len, "%s, %02d %s %04lld %02d:%02d:%02d GMT", days[wday], mday,
+		 months[mon - 1], (long long)y, (int)(rem / 3600), (int)(rem % 3600 / 60),
+		 (int)(rem % 60));
 }
 
 typedef struct reply {
@@ -265,11 +286,14 @@ static const char *reason_phrase(int code)
 
 static void queue_reply(worker_t *w, conn_t *c, const reply_t *r, bool head_only)
 {
-	char h[1024], d[40];
+	char h[1024];
 	int64_t now = revo_now();
-	http_date(now, d, sizeof(d));
+	if (now != w->date_at) {
+		http_date(now, w->date, sizeof(w->date));
+		w->date_at = now;
+	}
 	int n = snprintf(h, sizeof(h), "HTTP/1.1 %d %s\r\nDate: %s\r\nServer: revo\r\n", r->http,
-			 reason_phrase(r->http), d);
+			 reason_phrase(r->http), w->date);
 	if (r->type)
 		n += snprintf(h + n, sizeof(h) - (size_t)n, "Content-Type: %s\r\n", r->type);
 	if (r->http != 304)
@@ -395,15 +419,15 @@ static int answer(worker_t *w, const revo_ocsp_request_t *req, const revo_http_r
 	bool can_sign = e->has_signer;
 	if (req->n == 1 && !(req->has_nonce && can_sign) && id->serial_ok && id->hash) {
 		revo_ocsp_resp_rec_t rec;
-		bool hc, hr;
+		bool hr;
 		revo_revocation_t rev;
 		int rc = revo_reader_response(w->reader, e->id, &id->serial, id->hash, &rec, NULL);
 		if (rc != 0 && rc != REVO_ENOTFOUND)
 			goto internal;
-		int src =
-		    revo_reader_status(w->reader, e->id, &id->serial, NULL, &hc, &rev, &hr, NULL);
-		if (src)
+		int src = revo_reader_revocation(w->reader, e->id, &id->serial, &rev, NULL);
+		if (src != 0 && src != REVO_ENOTFOUND)
 			goto internal;
+		hr = src == 0;
 		if (rc == 0) {
 			int64_t now = revo_now();
 			bool fresh = rec.next_update > now && rec.this_update <= now + 300;
@@ -751,15 +775,10 @@ static void process(conn_t *c)
 			http_error(w, c, 405, close, "Allow: GET\r\n");
 			continue;
 		} else {
-			revo_ocsp_request_t *req = malloc(sizeof(*req));
+			revo_ocsp_request_t *req = &w->req;
 			int drc;
-			if (!req) {
-				http_error(w, c, 503, true, NULL);
-				return;
-			}
 			if (h.method == REVO_HTTP_POST) {
 				if (!h.type_ocsp) {
-					free(req);
 					count(w, h.method, OUT_HTTP_ERROR, t0);
 					http_error(w, c, 415, close, NULL);
 					continue;
@@ -772,7 +791,6 @@ static void process(conn_t *c)
 								  sizeof(w->reqbuf), cfg->max_ids,
 								  req);
 				if (drc && !looks_like_ocsp_path(path, path_len)) {
-					free(req);
 					count(w, h.method, OUT_HTTP_ERROR, t0);
 					http_error(w, c, 404, close, NULL);
 					continue;
@@ -798,7 +816,6 @@ static void process(conn_t *c)
 							 &signed_der);
 				}
 			}
-			free(req);
 		}
 		r.close = close;
 		r.extra = extra;

@@ -1818,6 +1818,22 @@ int revo_reader_status(revo_reader_t *r, uint32_t issuer_id, const revo_serial_t
 	return REVO_OK;
 }
 
+int revo_reader_revocation(revo_reader_t *r, uint32_t issuer_id, const revo_serial_t *serial,
+			   revo_revocation_t *out, revo_errmsg_t *em)
+{
+	uint8_t key[REVO_SKEY_MAX];
+	MDB_val v;
+	size_t kl = revo_skey_encode(issuer_id, serial, key);
+	int rc = get(r->txn, r->st->revoked, key, kl, &v, em);
+	if (rc)
+		return rc;
+	if ((rc = dec_rev(&v, out, em)) != 0)
+		return rc;
+	out->issuer_id = issuer_id;
+	out->serial = *serial;
+	return REVO_OK;
+}
+
 int revo_reader_responses(revo_reader_t *r, revo_resp_cb cb, void *ctx, revo_errmsg_t *em)
 {
 	MDB_cursor *c;

@@ -363,6 +363,10 @@ int revo_reader_status(revo_reader_t *r, uint32_t issuer_id, const revo_serial_t
 		       revo_cert_rec_t *cert, bool *has_cert, revo_revocation_t *rev, bool *has_rev,
 		       revo_errmsg_t *em);
 
+/** The revocation of one serial: 0 and *@out, or REVO_ENOTFOUND. */
+int revo_reader_revocation(revo_reader_t *r, uint32_t issuer_id, const revo_serial_t *serial,
+			   revo_revocation_t *out, revo_errmsg_t *em);
+
 typedef int (*revo_resp_cb)(void *ctx, const revo_ocsp_resp_rec_t *rec);
 
 /** Walk every pre-signed response (all issuers). */
