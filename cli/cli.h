@@ -24,6 +24,7 @@ typedef struct cli {
 	const char *cmd;        /* "revoke", "issuer add": the <what> of error lines */
 	const char *usage;      /* the command's usage text */
 	char cmdline[256];      /* the command as typed (journal detail) */
+	int64_t t0_ms;          /* when the command started (monotonic ms) */
 	revo_store_t *store;    /* opened by cli_open_store */
 	revo_issuer_t *issuers; /* loaded by cli_load_issuers */
 	size_t n_issuers;
@@ -101,5 +102,9 @@ int cmd_log(cli_t *cli, int argc, char **argv);
 int cmd_crl_build(cli_t *cli, int argc, char **argv);
 int cmd_ocsp_presign(cli_t *cli, int argc, char **argv);
 int cmd_ocsp_serve(cli_t *cli, int argc, char **argv);
+int cmd_target_add(cli_t *cli, int argc, char **argv);
+int cmd_target_list(cli_t *cli, int argc, char **argv);
+int cmd_upload(cli_t *cli, int argc, char **argv);
+int cmd_publish(cli_t *cli, int argc, char **argv);
 
 #endif

@@ -11,14 +11,18 @@
 #include "pki/cert.h"
 #include "pki/reason.h"
 #include "pki/timefmt.h"
+#include "uploader/uploader.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 struct revoke_opts {
 	const char *serial, *cert, *cn, *issuer, *reason, *at, *invalidity;
-	bool dry_run, publish, wait;
+	const char *wait;
+	const char *pass_file;
+	bool dry_run, publish, force;
 };
 
 static int revoke_opt(cli_t *cli, int opt, const char *arg, void *vctx)
@@ -35,7 +39,9 @@ static int revoke_opt(cli_t *cli, int opt, const char *arg, void *vctx)
 	case 'd': o->invalidity = arg; break;
 	case 'D': o->dry_run = true; break;
 	case 'P': o->publish = true; break;
-	case 'W': o->wait = true; break;
+	case 'W': o->wait = arg; break;
+	case 'k': o->pass_file = arg; break;
+	case 'f': o->force = true; break;
 	}
 	return 0;
 }
@@ -85,6 +91,12 @@ static json_t *result_json(cli_t *cli, const revo_change_t *ch, const revo_chang
 			     : json_integer((json_int_t)cur->seq));
 }
 
+static void print_results(json_t *arr, const revo_cert_rec_t *targets,
+			  const revo_change_result_t *res, size_t n);
+static json_t *publish_and_wait(cli_t *cli, const revo_change_t *ch,
+				const revo_change_result_t *res, size_t n, long wait_s,
+				const char *pass_file, bool force, bool *ok);
+
 int cmd_revoke(cli_t *cli, int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -98,6 +110,8 @@ int cmd_revoke(cli_t *cli, int argc, char **argv)
 	    {"dry-run", no_argument, NULL, 'D'},
 	    {"publish", no_argument, NULL, 'P'},
 	    {"wait", required_argument, NULL, 'W'},
+	    {"pass-file", required_argument, NULL, 'k'},
+	    {"force", no_argument, NULL, 'f'},
 	    {0},
 	};
 	struct revoke_opts o = {0};
@@ -107,10 +121,18 @@ int cmd_revoke(cli_t *cli, int argc, char **argv)
 		return r;
 	if (first < argc)
 		return cli_misuse(cli, "unexpected argument '%s'", argv[first]);
-	if (o.publish || o.wait)
-		return cli_misuse(cli,
-				  "--publish and --wait need the publisher, which this build of "
-				  "revo does not include; revoke without them");
+	long wait_s = 60;
+	if (o.wait) {
+		char *end;
+		wait_s = strtol(o.wait, &end, 10);
+		if (!o.publish)
+			return cli_misuse(cli, "--wait goes with --publish");
+		if (*o.wait == '\0' || *end != '\0' || wait_s < 1 || wait_s > 86400)
+			return cli_misuse(cli, "--wait '%s' is not a number of seconds (1-86400)",
+					  o.wait);
+	}
+	if (o.publish && o.dry_run)
+		return cli_misuse(cli, "--publish and --dry-run do not go together");
 	if (!!o.serial + !!o.cert + !!o.cn != 1)
 		return cli_misuse(cli, "give exactly one of --serial, --cert or --cn");
 
@@ -259,9 +281,24 @@ int cmd_revoke(cli_t *cli, int argc, char **argv)
 	for (size_t i = 0; i < n; i++)
 		json_array_append_new(arr,
 				      result_json(cli, &ch[i], &res[i], targets[i].cn, o.dry_run));
+	json_t *pub = NULL;
+	bool pub_ok = true;
+	if (o.publish) {
+		if (!cli->json)
+			print_results(arr, targets, res, n);
+		pub = publish_and_wait(cli, ch, res, n, wait_s, o.pass_file, o.force, &pub_ok);
+	}
 	if (cli->json) {
-		ret = cli_json_print(cli,
-				     json_pack("{s:b, s:o}", "dry_run", o.dry_run, "certs", arr));
+		json_t *doc = json_pack("{s:b, s:o}", "dry_run", o.dry_run, "certs", arr);
+		if (pub)
+			json_object_set_new(doc, "publish", pub);
+		ret = cli_json_print(cli, doc);
+		if (ret == EXIT_OK && !pub_ok)
+			ret = EXIT_FAIL;
+	} else if (o.publish) {
+		json_decref(arr);
+		json_decref(pub);
+		ret = pub_ok ? EXIT_OK : EXIT_FAIL;
 	} else {
 		for (size_t i = 0; i < n; i++) {
 			json_t *e = json_array_get(arr, i);
@@ -288,6 +325,206 @@ out:
 	if (targets != &one)
 		free(targets);
 	return ret;
+}
+
+static void print_results(json_t *arr, const revo_cert_rec_t *targets,
+			  const revo_change_result_t *res, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		json_t *e = json_array_get(arr, i);
+		const char *inv = json_string_value(json_object_get(e, "invalidity_date"));
+		printf("%-15s %s %s cn=%s reason=%s revoked_at=%s%s%s%s\n",
+		       json_string_value(json_object_get(e, "result")),
+		       json_string_value(json_object_get(e, "issuer")),
+		       json_string_value(json_object_get(e, "serial")),
+		       targets[i].cn[0] ? targets[i].cn : "-",
+		       json_string_value(json_object_get(e, "reason")),
+		       json_string_value(json_object_get(e, "revoked_at")),
+		       inv ? " invalidity_date=" : "", inv ? inv : "",
+		       res[i].issued ? "" : " (not issued: unknown to the store)");
+	}
+	fflush(stdout);
+}
+
+/* ---- --publish: the emergency timeline ---- */
+
+struct timeline {
+	cli_t *cli;
+	int64_t t0_ms;
+	json_t *events;
+	bool failed;
+};
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void tl_event(struct timeline *tl, const char *event, const char *target, const char *msg)
+{
+	int64_t ms = mono_ms() - tl->t0_ms;
+	json_array_append_new(tl->events,
+			      json_pack("{s:I, s:s, s:o, s:s}", "ms", (json_int_t)ms, "event",
+					event, "target", cli_json_str(target), "message", msg));
+	if (!tl->cli->json) {
+		printf("%6lld ms  %-9s %s%s%s\n", (long long)ms, event, target ? target : "",
+		       target ? ": " : "", msg);
+		fflush(stdout);
+	}
+}
+
+static void tl_cb(void *ctx, int ev, const char *target, const char *msg)
+{
+	static const char *const names[] = {"committed", "ocsp",    "crl", "uploaded",
+					    "failed",    "skipped", "info"};
+	struct timeline *tl = ctx;
+	if (ev == REVO_EV_UPLOAD_FAILED)
+		tl->failed = true;
+	tl_event(tl, names[ev], target, msg);
+}
+
+/*
+ * Make sure every target of the revoked certificates' issuers has a CRL listing them
+ * and their OCSP responses are re-signed: by publishing here when no publisher runs,
+ * else by watching the store while the running publisher does it.
+ */
+static json_t *publish_and_wait(cli_t *cli, const revo_change_t *ch,
+				const revo_change_result_t *res, size_t n, long wait_s,
+				const char *pass_file, bool force, bool *ok)
+{
+	struct timeline tl = {.cli = cli, .t0_ms = cli->t0_ms, .events = json_array()};
+	char msg[256];
+	uint64_t max_seq = 0;
+	for (size_t i = 0; i < n; i++)
+		if (res[i].current.seq > max_seq)
+			max_seq = res[i].current.seq;
+	snprintf(msg, sizeof(msg), "%zu revocation%s durably committed (journal %llu)", n,
+		 n == 1 ? "" : "s", (unsigned long long)max_seq);
+	tl_event(&tl, "committed", NULL, msg);
+	int64_t deadline = cli->t0_ms + wait_s * 1000;
+	*ok = true;
+
+	/* the issuers involved, one at a time (usually one) */
+	for (size_t i = 0; i < n; i++) {
+		uint32_t id = ch[i].revoke->issuer_id;
+		bool seen = false;
+		for (size_t k = 0; k < i; k++)
+			seen |= ch[k].revoke->issuer_id == id;
+		if (seen)
+			continue;
+		revo_serial_t *serials = calloc(n, sizeof(*serials));
+		uint64_t need_seq = 0;
+		size_t ns = 0;
+		for (size_t k = 0; serials && k < n; k++)
+			if (ch[k].revoke->issuer_id == id) {
+				serials[ns++] = ch[k].revoke->serial;
+				if (res[k].current.seq > need_seq)
+					need_seq = res[k].current.seq;
+			}
+		const revo_issuer_t *is = cli_issuer_by_id(cli, id);
+		revo_errmsg_t em = {{0}};
+		bool ran = false;
+		int rc = revo_publish_now(cli->store, cli->store_dir, id, serials, ns, pass_file,
+					  force, tl_cb, &tl, &ran, &em);
+		if (ran) {
+			if (rc) {
+				*ok = false;
+				tl_event(&tl, "failed", NULL,
+					 em.msg[0] ? em.msg : revo_strerror(rc));
+			}
+		} else {
+			/* a publisher runs: watch the store until it has done the work */
+			long pid = 0;
+			revo_publish_running(cli->store_dir, &pid);
+			snprintf(msg, sizeof(msg), "publisher pid %ld is running: waiting for it",
+				 pid);
+			tl_event(&tl, "info", NULL, msg);
+			bool ocsp_done = false;
+			revo_target_t *ts = NULL;
+			size_t nt = 0;
+			bool *done = NULL;
+			revo_reader_t *rd = NULL;
+			revo_reader_open(cli->store, &rd, NULL);
+			for (;;) {
+				if (!ocsp_done && rd && revo_reader_begin(rd, NULL) == 0) {
+					bool all = true;
+					for (size_t k = 0; k < n; k++) {
+						if (ch[k].revoke->issuer_id != id)
+							continue;
+						revo_ocsp_resp_rec_t rec;
+						all &= revo_reader_response(
+							   rd, id, &ch[k].revoke->serial,
+							   REVO_HASH_SHA1, &rec, NULL) == 0 &&
+						       rec.status == REVO_STATUS_REVOKED &&
+						       rec.rev_seq == res[k].current.seq;
+					}
+					revo_reader_end(rd);
+					if (all) {
+						ocsp_done = true;
+						tl_event(&tl, "ocsp", NULL,
+							 "OCSP responses re-signed");
+					}
+				}
+				revo_targets_free(ts, nt);
+				ts = NULL;
+				nt = 0;
+				revo_store_targets(cli->store, &ts, &nt, NULL);
+				if (!done)
+					done = calloc(nt + 1, sizeof(*done));
+				bool all_targets = true;
+				for (size_t k = 0; done && k < nt; k++) {
+					if (ts[k].issuer_id != id)
+						continue;
+					if (ts[k].crl_seq >= need_seq && !done[k]) {
+						done[k] = true;
+						snprintf(msg, sizeof(msg), "CRL %llu uploaded",
+							 (unsigned long long)ts[k].crl_number);
+						tl_event(&tl, "uploaded", ts[k].name, msg);
+					}
+					all_targets &= done[k];
+				}
+				if ((ocsp_done && all_targets) || mono_ms() >= deadline)
+					break;
+				struct timespec sl = {0, 20 * 1000000L};
+				nanosleep(&sl, NULL);
+			}
+			if (!ocsp_done) {
+				*ok = false;
+				tl_event(&tl, "failed", NULL,
+					 "OCSP responses not re-signed in time");
+			}
+			for (size_t k = 0; done && k < nt; k++) {
+				if (ts[k].issuer_id != id || done[k])
+					continue;
+				*ok = false;
+				snprintf(msg, sizeof(msg),
+					 "no CRL listing the revocation in time%s%s",
+					 ts[k].last_error ? ": " : "",
+					 ts[k].last_error ? ts[k].last_error : "");
+				tl_event(&tl, "failed", ts[k].name, msg);
+			}
+			free(done);
+			revo_targets_free(ts, nt);
+			revo_reader_close(rd);
+		}
+		if (tl.failed)
+			*ok = false;
+		if (mono_ms() > deadline) {
+			*ok = false;
+			snprintf(msg, sizeof(msg), "took longer than --wait %ld s", wait_s);
+			tl_event(&tl, "failed", NULL, msg);
+		}
+		(void)is;
+		free(serials);
+	}
+	if (!*ok)
+		fprintf(stderr,
+			"revo: revoke: committed, but not published everywhere within %ld s "
+			"(see the timeline and 'revo target list')\n",
+			wait_s);
+	return json_pack("{s:o, s:b, s:i}", "events", tl.events, "ok", *ok, "wait", (int)wait_s);
 }
 
 struct serial_opts {

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #ifndef REVO_VERSION
 #define REVO_VERSION "0"
@@ -33,7 +34,8 @@ static const struct command COMMANDS[] = {
     {"import", "crl", cmd_import_crl, "revo import crl FILE.crl --issuer NAME"},
     {"revoke", NULL, cmd_revoke,
      "revo revoke (--serial S | --cert FILE | --cn NAME) [--issuer NAME] [--reason R]\n"
-     "            [--at TIME] [--invalidity-date TIME] [--dry-run]"},
+     "            [--at TIME] [--invalidity-date TIME] [--dry-run]\n"
+     "            [--publish [--wait SECONDS]] [--pass-file FILE] [--force]"},
     {"unhold", NULL, cmd_unhold, "revo unhold --serial S [--issuer NAME]"},
     {"status", NULL, cmd_status, "revo status --serial S [--issuer NAME]"},
     {"list", NULL, cmd_list, "revo list [--revoked] [--issuer NAME]"},
@@ -47,6 +49,14 @@ static const struct command COMMANDS[] = {
      "revo ocsp serve --listen HOST:PORT... [--threads N] [--non-issued unknown|revoked|good]\n"
      "                [--no-keys] [--max-certids N] [--max-body N] [--max-header N]\n"
      "                [--max-conns N] [--idle-timeout S] [--read-timeout S] [--max-age S]"},
+    {"target", "add", cmd_target_add,
+     "revo target add NAME URL [--issuer NAME] [--region R] [--endpoint URL] [--profile P]\n"
+     "                [--trust-anchor ARN] [--public-read]"},
+    {"target", "list", cmd_target_list, "revo target list"},
+    {"upload", NULL, cmd_upload,
+     "revo upload FILE URL [--region R] [--endpoint URL] [--profile P] [--trust-anchor ARN]"},
+    {"publish", NULL, cmd_publish,
+     "revo publish [--once] [--issuer NAME] [--pass-file FILE] [--force]"},
 };
 #define N_COMMANDS (sizeof(COMMANDS) / sizeof(COMMANDS[0]))
 
@@ -88,6 +98,9 @@ static bool is_group(const char *w)
 int main(int argc, char **argv)
 {
 	cli_t cli = {.store_dir = getenv("REVO_STORE"), .cmd = "revo"};
+	struct timespec ts0;
+	clock_gettime(CLOCK_MONOTONIC, &ts0);
+	cli.t0_ms = (int64_t)ts0.tv_sec * 1000 + ts0.tv_nsec / 1000000;
 	int i = 1;
 	for (; i < argc && argv[i][0] == '-'; i++) {
 		const char *a = argv[i];

@@ -136,6 +136,14 @@ typedef struct revo_presign_stats {
 int revo_ocsp_presign(revo_store_t *st, const revo_issuer_t *is, const revo_ocsp_signer_t *s,
 		      revo_presign_stats_t *stats, revo_errmsg_t *em);
 
+/**
+ * Re-sign the responses of @n serials of @is (after a revocation, an unhold or a new
+ * certificate): one batch, one transaction.
+ */
+int revo_ocsp_presign_serials(revo_store_t *st, const revo_issuer_t *is,
+			      const revo_ocsp_signer_t *s, const revo_serial_t *serials, size_t n,
+			      revo_presign_stats_t *stats, revo_errmsg_t *em);
+
 /* ---- the responder ---- */
 
 enum revo_non_issued { REVO_NONISSUED_UNKNOWN = 0, REVO_NONISSUED_REVOKED, REVO_NONISSUED_GOOD };

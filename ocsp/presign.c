@@ -110,3 +110,37 @@ int revo_ocsp_presign(revo_store_t *st, const revo_issuer_t *is, const revo_ocsp
 	OPENSSL_free(c);
 	return rc;
 }
+
+int revo_ocsp_presign_serials(revo_store_t *st, const revo_issuer_t *is,
+			      const revo_ocsp_signer_t *s, const revo_serial_t *serials, size_t n,
+			      revo_presign_stats_t *stats, revo_errmsg_t *em)
+{
+	static struct presign_ctx zero;
+	struct presign_ctx *c = OPENSSL_malloc(sizeof(*c));
+	if (!c)
+		return REVO_ENOMEM;
+	*c = zero;
+	c->st = st;
+	c->is = is;
+	c->s = s;
+	c->now = revo_now();
+	c->stats = stats;
+	c->em = em;
+	memset(stats, 0, sizeof(*stats));
+	int rc = 0;
+	for (size_t i = 0; i < n && !rc; i++) {
+		revo_cert_rec_t cert;
+		revo_revocation_t rev;
+		bool hc, hr;
+		rc = revo_store_lookup(st, is->id, &serials[i], &cert, &hc, &rev, &hr, em);
+		if (rc || (!hc && !hr))
+			continue;
+		rc = presign_cb(c, hc ? &cert : NULL, hr ? &rev : NULL);
+	}
+	if (rc == 0 && c->n)
+		rc = flush_batch(c);
+	for (size_t i = 0; i < c->n; i++)
+		OPENSSL_free(c->ders[i]);
+	OPENSSL_free(c);
+	return rc;
+}

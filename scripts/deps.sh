@@ -4,8 +4,10 @@
 set -euo pipefail
 
 build_pkgs=(gcc meson ninja-build pkg-config openssl libssl-dev liblmdb-dev libevent-dev
-	libcurl4-openssl-dev libjansson-dev libcmocka-dev scdoc)
-test_pkgs=(python3 python3-pytest python3-cryptography lmdb-utils util-linux procps)
+	libcurl4-openssl-dev libjansson-dev libcmocka-dev libinih-dev scdoc)
+test_pkgs=(python3 python3-pytest python3-cryptography lmdb-utils util-linux procps clang
+	libclang-rt-14-dev
+	gnutls-bin libnss3-tools softhsm2 libengine-pkcs11-openssl opensc p11-kit nginx-light)
 
 want=("${build_pkgs[@]}")
 if [ "${1:-}" = test ]; then

@@ -29,7 +29,7 @@
 
 struct revo_store {
 	MDB_env *env;
-	MDB_dbi issuers, certs, revoked, by_cn, journal, meta, responses;
+	MDB_dbi issuers, certs, revoked, by_cn, journal, meta, responses, targets;
 	bool readonly;
 	char *dir;
 	revo_actor_t actor;
@@ -364,6 +364,7 @@ const char *revo_op_name(int op)
 	case REVO_OP_CERT_ADD: return "cert-add";
 	case REVO_OP_REVOKE: return "revoke";
 	case REVO_OP_UNHOLD: return "unhold";
+	case REVO_OP_TARGET_ADD: return "target-add";
 	}
 	return "?";
 }
@@ -469,14 +470,14 @@ static int dec_journal(const MDB_val *k, const MDB_val *v, revo_journal_entry_t 
 
 /* ---- open / init ---- */
 
-static const char *const DB_NAMES[] = {"meta",  "issuers", "certs",    "revoked",
-				       "by_cn", "journal", "responses"};
+static const char *const DB_NAMES[] = {"meta",  "issuers", "certs",     "revoked",
+				       "by_cn", "journal", "responses", "targets"};
 
 static int open_dbis(revo_store_t *st, MDB_txn *txn, bool create, revo_errmsg_t *em)
 {
-	MDB_dbi *dbis[] = {&st->meta,  &st->issuers, &st->certs,    &st->revoked,
-			   &st->by_cn, &st->journal, &st->responses};
-	for (size_t i = 0; i < 7; i++) {
+	MDB_dbi *dbis[] = {&st->meta,  &st->issuers, &st->certs,     &st->revoked,
+			   &st->by_cn, &st->journal, &st->responses, &st->targets};
+	for (size_t i = 0; i < 8; i++) {
 		unsigned fl = create ? MDB_CREATE : 0;
 		if (i == 4)
 			fl |= MDB_DUPSORT;
@@ -1883,4 +1884,235 @@ int revo_reader_certs(revo_reader_t *r, uint32_t issuer_id, revo_list_cb cb, voi
 		err = lmdb_err(rc, em, "certs");
 	mdb_cursor_close(c);
 	return err;
+}
+
+/* ---- targets ---- */
+
+static void enc_target(revo_wbuf_t *b, const revo_target_t *t)
+{
+	revo_wbuf_u8(b, VALUE_VERSION);
+	revo_wbuf_str(b, t->url);
+	revo_wbuf_u32(b, t->issuer_id);
+	revo_wbuf_str(b, t->region);
+	revo_wbuf_str(b, t->endpoint);
+	revo_wbuf_str(b, t->profile);
+	revo_wbuf_str(b, t->trust_anchor);
+	revo_wbuf_u32(b, t->flags);
+	revo_wbuf_u64(b, (uint64_t)t->last_attempt);
+	revo_wbuf_u64(b, (uint64_t)t->last_success);
+	revo_wbuf_u64(b, t->crl_number);
+	revo_wbuf_u64(b, t->crl_seq);
+	revo_wbuf_u8(b, t->has_sha256);
+	revo_wbuf_raw(b, t->sha256, 32);
+	revo_wbuf_str(b, t->remote_id);
+	revo_wbuf_str(b, t->remote_etag);
+	revo_wbuf_str(b, t->last_error);
+	revo_wbuf_u32(b, t->failures);
+}
+
+void revo_target_clear(revo_target_t *t)
+{
+	free(t->url);
+	free(t->region);
+	free(t->endpoint);
+	free(t->profile);
+	free(t->trust_anchor);
+	free(t->remote_id);
+	free(t->remote_etag);
+	free(t->last_error);
+	memset(t, 0, sizeof(*t));
+}
+
+static int dec_target(const MDB_val *k, const MDB_val *v, revo_target_t *t, revo_errmsg_t *em)
+{
+	revo_rbuf_t r;
+	bool oom = false;
+	memset(t, 0, sizeof(*t));
+	if (k->mv_size == 0 || k->mv_size > REVO_TARGET_NAME_MAX)
+		return revo_err_set(em, REVO_ECORRUPT, "corrupt target key");
+	memcpy(t->name, k->mv_data, k->mv_size);
+	revo_rbuf_init(&r, v->mv_data, v->mv_size);
+	int rc = check_version(&r, em, "target");
+	if (rc)
+		return rc;
+	size_t n;
+	const uint8_t *p;
+#define TSTR(field) (p = revo_rbuf_bytes(&r, &n), t->field = dup_bytes(p, n, true, &oom))
+	TSTR(url);
+	t->issuer_id = revo_rbuf_u32(&r);
+	TSTR(region);
+	TSTR(endpoint);
+	TSTR(profile);
+	TSTR(trust_anchor);
+	t->flags = revo_rbuf_u32(&r);
+	t->last_attempt = (int64_t)revo_rbuf_u64(&r);
+	t->last_success = (int64_t)revo_rbuf_u64(&r);
+	t->crl_number = revo_rbuf_u64(&r);
+	t->crl_seq = revo_rbuf_u64(&r);
+	t->has_sha256 = revo_rbuf_u8(&r);
+	const uint8_t *h = revo_rbuf_raw(&r, 32);
+	if (h)
+		memcpy(t->sha256, h, 32);
+	TSTR(remote_id);
+	TSTR(remote_etag);
+	TSTR(last_error);
+	t->failures = revo_rbuf_u32(&r);
+#undef TSTR
+	if (oom || r.bad || !t->url) {
+		revo_target_clear(t);
+		return oom ? REVO_ENOMEM : revo_err_set(em, REVO_ECORRUPT, "corrupt target record");
+	}
+	return REVO_OK;
+}
+
+struct target_ctx {
+	const revo_target_t *t;
+	bool add;
+};
+
+static int target_fn(wtx_t *w, void *vctx, revo_errmsg_t *em)
+{
+	struct target_ctx *ctx = vctx;
+	const revo_target_t *t = ctx->t;
+	size_t kl = strlen(t->name);
+	MDB_val v;
+	int rc = get(w->txn, w->st->targets, t->name, kl, &v, em);
+	revo_target_t merged;
+	const revo_target_t *out = t;
+	if (ctx->add) {
+		if (rc == 0)
+			return revo_err_set(em, REVO_EEXIST, "target '%s' already exists", t->name);
+		if (rc != REVO_ENOTFOUND)
+			return rc;
+		if ((rc = issuer_exists(w, t->issuer_id, em)) != 0)
+			return rc;
+	} else {
+		if (rc == REVO_ENOTFOUND)
+			return revo_err_set(em, REVO_ENOTFOUND, "no target named '%s'", t->name);
+		if (rc)
+			return rc;
+		MDB_val k = {kl, (void *)t->name};
+		if ((rc = dec_target(&k, &v, &merged, em)) != 0)
+			return rc;
+		if (t->crl_number < merged.crl_number) {
+			revo_target_clear(&merged);
+			return revo_err_set(
+			    em, REVO_ESTATE,
+			    "target '%s' is recorded with CRL %llu; %llu would go back", t->name,
+			    (unsigned long long)merged.crl_number,
+			    (unsigned long long)t->crl_number);
+		}
+		/* keep the configuration, take the state */
+		revo_target_t tmp = *t;
+		tmp.url = merged.url;
+		tmp.issuer_id = merged.issuer_id;
+		tmp.region = merged.region;
+		tmp.endpoint = merged.endpoint;
+		tmp.profile = merged.profile;
+		tmp.trust_anchor = merged.trust_anchor;
+		tmp.flags = merged.flags;
+		revo_wbuf_t b;
+		revo_wbuf_init(&b);
+		enc_target(&b, &tmp);
+		rc = b.oom ? REVO_ENOMEM
+			   : put(w->txn, w->st->targets, t->name, kl, b.p, b.len, 0, em);
+		revo_wbuf_free(&b);
+		revo_target_clear(&merged);
+		return rc;
+	}
+	(void)out;
+	revo_wbuf_t b;
+	revo_wbuf_init(&b);
+	enc_target(&b, t);
+	rc = b.oom ? REVO_ENOMEM : put(w->txn, w->st->targets, t->name, kl, b.p, b.len, 0, em);
+	revo_wbuf_free(&b);
+	if (rc)
+		return rc;
+	revo_journal_entry_t e = {
+	    .op = REVO_OP_TARGET_ADD, .issuer_id = t->issuer_id, .reason = -1, .detail = t->name};
+	return journal_append(w, &e, em);
+}
+
+int revo_store_target_add(revo_store_t *st, const revo_target_t *t, revo_errmsg_t *em)
+{
+	size_t n = strlen(t->name);
+	if (n == 0 || n > REVO_TARGET_NAME_MAX || !valid_issuer_name(t->name))
+		return revo_err_set(em, REVO_EINVAL,
+				    "target name '%s' is not valid (1-63 of A-Z a-z 0-9 . _ -)",
+				    t->name);
+	if (!t->url)
+		return revo_err_set(em, REVO_EINVAL, "target needs a URL");
+	struct target_ctx ctx = {.t = t, .add = true};
+	return run_write(st, target_fn, &ctx, 0, em);
+}
+
+int revo_store_target_state(revo_store_t *st, const revo_target_t *t, revo_errmsg_t *em)
+{
+	struct target_ctx ctx = {.t = t, .add = false};
+	return run_write(st, target_fn, &ctx, 0, em);
+}
+
+int revo_store_targets(revo_store_t *st, revo_target_t **out, size_t *n, revo_errmsg_t *em)
+{
+	MDB_txn *txn;
+	MDB_cursor *c;
+	MDB_val k, v;
+	*out = NULL;
+	*n = 0;
+	int rc = begin(st, MDB_RDONLY, &txn, em);
+	if (rc)
+		return rc;
+	if ((rc = mdb_cursor_open(txn, st->targets, &c)) != 0) {
+		mdb_txn_abort(txn);
+		return lmdb_err(rc, em, "targets");
+	}
+	revo_target_t *arr = NULL;
+	size_t cnt = 0, cap = 0;
+	int err = 0;
+	for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
+	     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+		if (cnt == cap) {
+			cap = cap ? cap * 2 : 4;
+			revo_target_t *na = realloc(arr, cap * sizeof(*arr));
+			if (!na) {
+				err = REVO_ENOMEM;
+				break;
+			}
+			arr = na;
+		}
+		if ((err = dec_target(&k, &v, &arr[cnt], em)) != 0)
+			break;
+		cnt++;
+	}
+	if (!err && rc != MDB_NOTFOUND)
+		err = lmdb_err(rc, em, "targets");
+	mdb_cursor_close(c);
+	mdb_txn_abort(txn);
+	if (err) {
+		revo_targets_free(arr, cnt);
+		return err;
+	}
+	*out = arr;
+	*n = cnt;
+	return REVO_OK;
+}
+
+void revo_targets_free(revo_target_t *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		revo_target_clear(&v[i]);
+	free(v);
+}
+
+uint64_t revo_store_txn_id(revo_store_t *st)
+{
+	MDB_envinfo info;
+	if (mdb_env_info(st->env, &info) != 0)
+		return 0;
+	return (uint64_t)info.me_last_txnid;
+}
+
+const char *revo_store_dir(const revo_store_t *st)
+{
+	return st->dir;
 }

@@ -209,9 +209,10 @@ enum revo_op {
 	REVO_OP_CERT_ADD = 3,
 	REVO_OP_REVOKE = 4,
 	REVO_OP_UNHOLD = 5,
+	REVO_OP_TARGET_ADD = 6,
 };
 
-/** "init", "issuer-add", "cert-add", "revoke", "unhold", or "?" */
+/** "init", "issuer-add", "cert-add", "revoke", "unhold", "target-add", or "?" */
 const char *revo_op_name(int op);
 
 typedef struct revo_journal_entry {
@@ -375,6 +376,59 @@ int revo_reader_responses(revo_reader_t *r, revo_resp_cb cb, void *ctx, revo_err
 /** Walk the registered certificates of @issuer_id (callback's @rev is NULL). */
 int revo_reader_certs(revo_reader_t *r, uint32_t issuer_id, revo_list_cb cb, void *ctx,
 		      revo_errmsg_t *em);
+
+/* ---- publication targets ---- */
+
+#define REVO_TARGET_NAME_MAX 63
+
+enum revo_target_flags {
+	REVO_TARGET_PUBLIC_READ = 1 << 0, /* S3: send x-amz-acl: public-read */
+};
+
+/** A publication target: its configuration and what the publisher knows of it. */
+typedef struct revo_target {
+	char name[REVO_TARGET_NAME_MAX + 1];
+	char *url;          /* s3://, rolesanywhere://, file://, http(s):// */
+	uint32_t issuer_id; /* the issuer whose CRL it receives */
+	char *region;       /* or NULL */
+	char *endpoint;     /* or NULL */
+	char *profile;      /* AWS profile name, or NULL; never credentials */
+	char *trust_anchor; /* Roles Anywhere trust anchor ARN, or NULL */
+	unsigned flags;     /* enum revo_target_flags */
+	/* state */
+	int64_t last_attempt;
+	int64_t last_success;
+	uint64_t crl_number; /* CRL number the target holds (0: none known) */
+	uint64_t crl_seq;    /* journal sequence that CRL reflects */
+	bool has_sha256;
+	uint8_t sha256[32]; /* of the DER it holds */
+	char *remote_id;    /* Roles Anywhere crlId, or NULL */
+	char *remote_etag;  /* S3 ETag of the object, or NULL */
+	char *last_error;   /* or NULL */
+	uint32_t failures;  /* consecutive failed attempts */
+} revo_target_t;
+
+/** Add a target (its state empty) and journal it. Errors: REVO_EEXIST, REVO_EINVAL. */
+int revo_store_target_add(revo_store_t *st, const revo_target_t *t, revo_errmsg_t *em);
+
+/** All targets, by name. Caller frees with revo_targets_free. */
+int revo_store_targets(revo_store_t *st, revo_target_t **out, size_t *n, revo_errmsg_t *em);
+void revo_targets_free(revo_target_t *v, size_t n);
+/** Free the fields of one target (not the struct). */
+void revo_target_clear(revo_target_t *t);
+
+/**
+ * Record the state fields of @t (found by name; its configuration is kept). A CRL
+ * number lower than the recorded one is refused (REVO_ESTATE): the record of what a
+ * target holds never goes back. Not journaled. Errors: REVO_ENOTFOUND, REVO_ESTATE.
+ */
+int revo_store_target_state(revo_store_t *st, const revo_target_t *t, revo_errmsg_t *em);
+
+/** The id of the last committed transaction (any process): a cheap change detector. */
+uint64_t revo_store_txn_id(revo_store_t *st);
+
+/** The store's directory (borrowed). */
+const char *revo_store_dir(const revo_store_t *st);
 
 /** Flush everything committed with REVO_APPLY_NOSYNC to disk. Errors: REVO_EIO. */
 int revo_store_sync(revo_store_t *st, revo_errmsg_t *em);
