@@ -53,7 +53,7 @@ int cmd_crl_build(cli_t *cli, int argc, char **argv)
 		return r;
 	if (first < argc)
 		return cli_misuse(cli, "unexpected argument '%s'", argv[first]);
-	if (!o.out)
+	if (!o.out || !*o.out)
 		return cli_misuse(cli, "--out FILE is required");
 	if ((r = cli_open_store(cli, false)) || (r = cli_load_issuers(cli)))
 		return r;

@@ -7,6 +7,7 @@
 #include "cli/cli.h"
 
 #include "pki/cert.h"
+#include "pki/key.h"
 #include "pki/timefmt.h"
 
 #include <errno.h>
@@ -125,6 +126,24 @@ static int issuer_add_opt(cli_t *cli, int opt, const char *arg, void *vctx)
 	case 'U': o->delta_url = arg; break;
 	}
 	return 0;
+}
+
+/*
+ * When the key file can be read now (not encrypted, or REVO_KEY_PASS set), check that it
+ * is @cert's key, so that a mismatch shows at registration rather than at the first CRL.
+ */
+static int check_key_matches(cli_t *cli, const char *opt, const char *path, X509 *cert)
+{
+	if (strncmp(path, "pkcs11:", 7) == 0)
+		return 0;
+	revo_key_opts_t ko = {.force_perms = true};
+	revo_errmsg_t em = {{0}};
+	EVP_PKEY *k = NULL;
+	if (revo_key_load(path, &ko, &k, &em) != 0)
+		return 0; /* encrypted without a passphrase here: checked when first used */
+	int rc = revo_key_matches(k, cert, &em);
+	EVP_PKEY_free(k);
+	return rc ? cli_failf(cli, "--%s %s is not the key of the certificate", opt, path) : 0;
 }
 
 /* A key reference: a pkcs11: URI as given, or a readable file, stored as absolute path. */
@@ -256,6 +275,9 @@ int cmd_issuer_add(cli_t *cli, int argc, char **argv)
 	}
 	if (key_ref(cli, "key", o.key, &is.key_ref) ||
 	    (o.ocsp_key && key_ref(cli, "ocsp-key", o.ocsp_key, &is.ocsp_key_ref)))
+		goto out;
+	if (check_key_matches(cli, "key", is.key_ref, ca) ||
+	    (oc && check_key_matches(cli, "ocsp-key", is.ocsp_key_ref, oc)))
 		goto out;
 	if (der_of(ca, &is.cert_der, &is.cert_len) ||
 	    (oc && der_of(oc, &is.ocsp_cert_der, &is.ocsp_cert_len))) {

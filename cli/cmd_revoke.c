@@ -143,6 +143,8 @@ int cmd_revoke(cli_t *cli, int argc, char **argv)
 	if (o.at) {
 		if ((r = cli_time_arg(cli, "at", o.at, &tmpl.revoked_at)))
 			return r;
+		if (tmpl.revoked_at <= 0)
+			return cli_failf(cli, "--at %s is not after 1970-01-01T00:00:00Z", o.at);
 		if (tmpl.revoked_at > now)
 			return cli_failf(
 			    cli, "--at %s is in the future: a revocation time cannot be", o.at);

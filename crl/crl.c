@@ -29,6 +29,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <signal.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -48,6 +50,7 @@ typedef struct unheld {
 } unheld_t;
 
 typedef struct builder {
+	const char *out_path;
 	const revo_issuer_t *is;
 	const revo_crl_opts_t *o;
 	revo_snapshot_t *snap;
@@ -136,7 +139,8 @@ static void flush(builder_t *b)
 	if (b->stream_sign && EVP_DigestSignUpdate(b->mctx, b->buf, b->blen) != 1)
 		b->err = revo_err_set_ssl(b->em, REVO_ECRYPTO, "signing failed");
 	else if (write_all(b->fd, b->buf, b->blen) != 0)
-		b->err = revo_err_set(b->em, REVO_EIO, "write: %s", strerror(errno));
+		b->err = revo_err_set(b->em, REVO_EIO, "cannot write %s: %s", b->out_path,
+				      strerror(errno));
 	b->blen = 0;
 }
 
@@ -312,7 +316,12 @@ static void build_extensions(const builder_t *b, X509 *ca, uint64_t number, revo
 		revo_der_uint(&v, b->state.base_number);
 		add_ext(&exts, OID_DELTA, sizeof(OID_DELTA), true, &v);
 	}
-	const char *idp = b->o->delta ? b->is->delta_url : b->is->crl_url;
+	/*
+	 * RFC 5280 5.2.4: a delta applies to a full CRL of the same scope, that is the same
+	 * Issuing Distribution Point (or none in both): both carry the full CRL's URL. Where
+	 * deltas are published is said by Freshest CRL, in full CRLs only.
+	 */
+	const char *idp = b->is->crl_url;
 	if (idp) {
 		revo_der_reset(&v);
 		revo_der_reset(&tmp);
@@ -371,14 +380,60 @@ static int copy_range(int src, off_t off, size_t n, int dst)
 	return 0;
 }
 
+/* Remove OUT.tmp.PID.* and OUT.pem.PID.* files whose process no longer exists. */
+static void remove_stale_temps(const char *out_path)
+{
+	char *copy = strdup(out_path), *copy2 = strdup(out_path);
+	if (!copy || !copy2) {
+		free(copy);
+		free(copy2);
+		return;
+	}
+	const char *dir = dirname(copy), *base = basename(copy2);
+	size_t bl = strlen(base);
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	while (d && (de = readdir(d)) != NULL) {
+		const char *nm = de->d_name;
+		if (strncmp(nm, base, bl) != 0 ||
+		    (strncmp(nm + bl, ".tmp.", 5) != 0 && strncmp(nm + bl, ".pem.", 5) != 0))
+			continue;
+		char *end;
+		long pid = strtol(nm + bl + 5, &end, 10);
+		if (pid <= 0 || *end != '.' || (kill((pid_t)pid, 0) == 0 || errno != ESRCH))
+			continue;
+		char full[4096];
+		if (snprintf(full, sizeof(full), "%s/%s", dir, nm) < (int)sizeof(full))
+			unlink(full);
+	}
+	if (d)
+		closedir(d);
+	free(copy);
+	free(copy2);
+}
+
+/* The output must be absent or a regular file: never replace a symlink or a device. */
+static int check_out_path(const char *out_path, revo_errmsg_t *em)
+{
+	struct stat sb;
+	if (!*out_path)
+		return revo_err_set(em, REVO_EINVAL, "the output path is empty");
+	if (lstat(out_path, &sb) == 0 && !S_ISREG(sb.st_mode))
+		return revo_err_set(em, REVO_EINVAL,
+				    "%s exists and is not a regular file: refusing to replace it",
+				    out_path);
+	return REVO_OK;
+}
+
 static int make_temp(const char *out_path, const char *suffix, char **path, int *fd,
 		     revo_errmsg_t *em)
 {
-	size_t n = strlen(out_path) + strlen(suffix) + 16;
+	size_t n = strlen(out_path) + strlen(suffix) + 40;
 	*path = malloc(n);
 	if (!*path)
 		return REVO_ENOMEM;
-	snprintf(*path, n, "%s%s.XXXXXX", out_path, suffix);
+	/* the pid in the name lets a later build remove what a killed one left */
+	snprintf(*path, n, "%s%s.%ld.XXXXXX", out_path, suffix, (long)getpid());
 	*fd = mkostemp(*path, O_CLOEXEC);
 	if (*fd < 0) {
 		int e = errno;
@@ -439,7 +494,7 @@ int revo_crl_build(revo_store_t *st, const revo_issuer_t *is, EVP_PKEY *key,
 		   const revo_crl_opts_t *o, const char *out_path, revo_crl_info_t *info,
 		   revo_errmsg_t *em)
 {
-	builder_t b = {.is = is, .o = o, .fd = -1, .em = em};
+	builder_t b = {.out_path = out_path, .is = is, .o = o, .fd = -1, .em = em};
 	X509 *ca = NULL;
 	char *tmp_path = NULL, *pem_path = NULL;
 	int pem_fd = -1, rc;
@@ -483,7 +538,11 @@ int revo_crl_build(revo_store_t *st, const revo_issuer_t *is, EVP_PKEY *key,
 				  is->name);
 		goto out;
 	}
-	b.prune_before = b.state.last_this_update;
+	/* entries of certificates expired before the last full CRL, and listed on it */
+	b.prune_before = b.state.base_this_update;
+	if ((rc = check_out_path(out_path, em)) != 0)
+		goto out;
+	remove_stale_temps(out_path);
 	if ((rc = make_temp(out_path, ".tmp", &tmp_path, &b.fd, em)) != 0)
 		goto out;
 

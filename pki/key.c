@@ -17,6 +17,7 @@
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wdeprecated-declarations"
 #include <openssl/engine.h>
+#include <openssl/ui.h>
 
 struct pass_ctx {
 	const char *pass;
@@ -57,20 +58,30 @@ static int load_pkcs11(const char *uri, EVP_PKEY **out, revo_errmsg_t *em)
 					"%s: the pkcs11 engine is not available (install "
 					"libengine-pkcs11-openssl)",
 					uri);
+	const char *pin = getenv("REVO_PKCS11_PIN");
+	bool uri_pin = strstr(uri, "pin-value=") || strstr(uri, "pin-source=");
+	if (!uri_pin && !(pin && *pin)) {
+		ENGINE_free(e);
+		return revo_err_set(em, REVO_ECRYPTO,
+				    "%s: no PIN: set REVO_PKCS11_PIN, or add pin-source to the URI",
+				    uri);
+	}
+	/* libp11 prints its own diagnostics on stderr unless told not to */
+	ENGINE_ctrl_cmd_string(e, "QUIET", NULL, 1);
 	const char *module = getenv("REVO_PKCS11_MODULE");
-	if (module && !ENGINE_ctrl_cmd_string(e, "MODULE_PATH", module, 0)) {
+	if (module && *module && !ENGINE_ctrl_cmd_string(e, "MODULE_PATH", module, 0)) {
 		ENGINE_free(e);
 		return revo_err_set_ssl(em, REVO_ECRYPTO, "cannot use PKCS#11 module %s", module);
 	}
-	const char *pin = getenv("REVO_PKCS11_PIN");
-	if (pin && !strstr(uri, "pin-value=") && !strstr(uri, "pin-source="))
+	if (!uri_pin)
 		ENGINE_ctrl_cmd_string(e, "PIN", pin, 0);
 	if (!ENGINE_init(e)) {
 		ENGINE_free(e);
 		return revo_err_set_ssl(em, REVO_ECRYPTO, "%s: cannot initialise the pkcs11 engine",
 					uri);
 	}
-	EVP_PKEY *k = ENGINE_load_private_key(e, uri, NULL, NULL);
+	/* never prompt: a UI that reads nothing */
+	EVP_PKEY *k = ENGINE_load_private_key(e, uri, (UI_METHOD *)UI_null(), NULL);
 	ENGINE_finish(e);
 	ENGINE_free(e);
 	if (!k)

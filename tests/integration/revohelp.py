@@ -252,6 +252,16 @@ class LeafFactory:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.key = ec.generate_private_key(ec.SECP256R1())
         self.count = 0
+        # the leaves' shared key, as a file (a delegated OCSP signer's --ocsp-key)
+        self.key_path = self.dir / "leaves.key"
+        self.key_path.write_bytes(
+            self.key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
+        os.chmod(self.key_path, 0o600)
 
     def __call__(
         self,

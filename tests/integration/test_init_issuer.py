@@ -184,13 +184,16 @@ def test_issuer_add_accepts_longest_name_and_all_allowed_characters(inited, ca1,
     assert sorted(i["name"] for i in inited("issuer", "list", json=True)) == sorted([n1, n2])
 
 
-def test_issuer_add_with_delegated_ocsp_signer(inited, ca1, ocsp_cert):
+def test_issuer_add_with_delegated_ocsp_signer(inited, ca1, ocsp_cert, leaf):
+    # the delegated key must be the responder certificate's own
+    inited.fail("issuer", "add", "ca1", "--cert", ca1.cert_path, "--key", ca1.key_path,
+                "--ocsp-cert", ocsp_cert.pem_path, "--ocsp-key", ca1.key_path)
     j = inited(
         "issuer", "add", "ca1", "--cert", ca1.cert_path, "--key", ca1.key_path,
-        "--ocsp-cert", ocsp_cert.pem_path, "--ocsp-key", ca1.key_path, json=True,
+        "--ocsp-cert", ocsp_cert.pem_path, "--ocsp-key", leaf.key_path, json=True,
     )
     assert ocsp_cert.cn in j["ocsp_cert_subject"]
-    assert j["ocsp_key"] == str(ca1.key_path.resolve())
+    assert j["ocsp_key"] == str(leaf.key_path.resolve())
 
 
 def test_issuer_add_refuses_ocsp_cert_not_signed_by_ca(inited, ca1, ca2, leaf):
@@ -237,9 +240,9 @@ def test_issuer_add_refuses_garbage_certificate(inited, ca1, tmp_path):
     assert inited("issuer", "list", json=True) == []
 
 
-def test_key_material_is_never_stored(inited, store, ca1, ocsp_cert):
+def test_key_material_is_never_stored(inited, store, ca1, ocsp_cert, leaf):
     inited("issuer", "add", "with-ocsp", "--cert", ca1.cert_path, "--key", ca1.key_path,
-             "--ocsp-cert", ocsp_cert.pem_path, "--ocsp-key", ca1.key_path)
+             "--ocsp-cert", ocsp_cert.pem_path, "--ocsp-key", leaf.key_path)
     data = (store / "data.mdb").read_bytes()
     scalar = ca1.key.private_numbers().private_value.to_bytes(32, "big")
     assert scalar not in data, "the CA private key is in the store"

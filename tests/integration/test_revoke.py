@@ -290,11 +290,12 @@ def test_bad_revoke_input_refused_store_unchanged(ca_store, certs, kind):
     assert ca_store.list("--revoked") == []
 
 
-@pytest.mark.parametrize("args", [["--publish"], ["--publish", "--wait", "60"], ["--wait", "60"]],
-                         ids=["publish", "publish-wait", "wait"])
-def test_publish_and_wait_refused(ca_store, certs, args):
+@pytest.mark.parametrize("args", [["--wait", "60"], ["--publish", "--wait", "0"],
+                                  ["--publish", "--wait", "x"], ["--publish", "--dry-run"]],
+                         ids=["wait-alone", "wait-zero", "wait-nan", "publish-dry-run"])
+def test_publish_misuse_refused(ca_store, certs, args):
     log = ca_store.log()
-    ca_store("revoke", "--serial", certs[0].hex, *args, expect=(1, 2))
+    ca_store("revoke", "--serial", certs[0].hex, *args, expect=2)
     assert ca_store.log() == log
     assert ca_store.status(certs[0].hex)["status"] == "good"
 
