@@ -6,6 +6,7 @@
  */
 #include "ocsp/ocsp_internal.h"
 
+#include <stdint.h>
 #include <string.h>
 #include <strings.h>
 
@@ -139,12 +140,14 @@ int revo_http_parse(const char *buf, size_t len, size_t max_head, revo_http_req_
 		size_t vlen = (size_t)(ve - v);
 		if (token_eq(p, nl, "Content-Length")) {
 			size_t cl = 0;
-			if (vlen == 0 || vlen > 12)
+			if (vlen == 0)
 				return REVO_HTTP_BAD;
 			for (size_t i = 0; i < vlen; i++) {
 				if (v[i] < '0' || v[i] > '9')
 					return REVO_HTTP_BAD;
-				cl = cl * 10 + (size_t)(v[i] - '0');
+				/* saturate: any length this large is refused as too large */
+				cl = cl > SIZE_MAX / 16 ? SIZE_MAX / 16
+							: cl * 10 + (size_t)(v[i] - '0');
 			}
 			if (out->has_length && cl != out->content_length)
 				return REVO_HTTP_BAD;

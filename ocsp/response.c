@@ -46,14 +46,17 @@ size_t revo_ocsp_certid(int hash, const revo_issuer_hashes_t *hashes, const revo
 	return h + n;
 }
 
-static int add_octet_ext(OCSP_BASICRESP *bs, int nid, const uint8_t *v, size_t n)
+/* Add the extension @oid (dotted) with the DER value @v to the response extensions. */
+static int add_octet_ext(OCSP_BASICRESP *bs, const char *oid, const uint8_t *v, size_t n)
 {
 	ASN1_OCTET_STRING *os = ASN1_OCTET_STRING_new();
+	ASN1_OBJECT *obj = OBJ_txt2obj(oid, 1);
 	X509_EXTENSION *ext = NULL;
-	int ok = os && ASN1_OCTET_STRING_set(os, v, (int)n) &&
-		 (ext = X509_EXTENSION_create_by_NID(NULL, nid, 0, os)) != NULL &&
+	int ok = os && obj && ASN1_OCTET_STRING_set(os, v, (int)n) &&
+		 (ext = X509_EXTENSION_create_by_OBJ(NULL, obj, 0, os)) != NULL &&
 		 OCSP_BASICRESP_add_ext(bs, ext, -1);
 	X509_EXTENSION_free(ext);
+	ASN1_OBJECT_free(obj);
 	ASN1_OCTET_STRING_free(os);
 	return ok;
 }
@@ -94,13 +97,14 @@ int revo_ocsp_sign(const revo_ocsp_signer_t *s, const revo_ocsp_single_t *single
 			goto out;
 		}
 	}
+	/* RFC 6960 2.2 id-pkix-ocsp-extended-revoke (OpenSSL's NID for .8 is another one) */
 	static const uint8_t null_value[] = {0x05, 0x00};
 	if (extended_revoke &&
-	    !add_octet_ext(bs, NID_id_pkix_OCSP_extendedStatus, null_value, sizeof(null_value))) {
+	    !add_octet_ext(bs, "1.3.6.1.5.5.7.48.1.9", null_value, sizeof(null_value))) {
 		rc = revo_err_set_ssl(em, REVO_ECRYPTO, "cannot add the extended revoke extension");
 		goto out;
 	}
-	if (nonce_ext && !add_octet_ext(bs, NID_id_pkix_OCSP_Nonce, nonce_ext, nonce_len)) {
+	if (nonce_ext && !add_octet_ext(bs, "1.3.6.1.5.5.7.48.1.2", nonce_ext, nonce_len)) {
 		rc = revo_err_set_ssl(em, REVO_ECRYPTO, "cannot add the nonce");
 		goto out;
 	}

@@ -92,7 +92,8 @@ typedef struct conn {
 	worker_t *w;
 	struct bufferevent *bev;
 	struct conn *prev, *next;
-	int64_t started_ms; /* first octet of the request being read, 0 when idle */
+	int64_t started_ms;  /* first octet of the request being read, 0 when idle */
+	bool deadline_armed; /* the read timeout is the request's deadline */
 	bool closing;
 } conn_t;
 
@@ -258,7 +259,7 @@ typedef struct reply {
 	const char *type;
 	bool cacheable; /* a pre-signed GET answer */
 	int64_t this_update, next_update;
-	const uint8_t *etag;
+	uint8_t etag[16];
 	bool close;
 	const char *extra; /* extra header lines ("Allow: GET, POST\r\n") */
 } reply_t;
@@ -441,7 +442,7 @@ static int answer(worker_t *w, const revo_ocsp_request_t *req, const revo_http_r
 					r->cacheable = true;
 					r->this_update = rec.this_update;
 					r->next_update = rec.next_update;
-					r->etag = rec.etag;
+					memcpy(r->etag, rec.etag, sizeof(r->etag));
 					if (etag_matches(h, rec.etag)) {
 						r->http = 304;
 						r->type = NULL;
@@ -654,6 +655,23 @@ static bool looks_like_ocsp_path(const char *p, size_t n)
 	return true;
 }
 
+/*
+ * A request has started arriving: the read timeout becomes what is left of
+ * --read-timeout for the whole request, so a client sending a byte now and then
+ * (slow-loris) cannot hold the connection longer than that.
+ */
+static void arm_read_deadline(conn_t *c, int64_t now_ms)
+{
+	const revo_ocsp_server_cfg_t *cfg = c->w->srv->cfg;
+	int64_t left = (int64_t)cfg->read_timeout * 1000 - (now_ms - c->started_ms);
+	if (left < 1)
+		left = 1;
+	struct timeval rt = {(time_t)(left / 1000), (suseconds_t)(left % 1000) * 1000},
+		       wt = {cfg->read_timeout, 0};
+	bufferevent_set_timeouts(c->bev, &rt, &wt);
+	c->deadline_armed = true;
+}
+
 /* Handle every complete request in @c's input, in order (pipelining). */
 static void process(conn_t *c)
 {
@@ -663,6 +681,13 @@ static void process(conn_t *c)
 	while (!c->closing) {
 		size_t avail = evbuffer_get_length(in);
 		if (avail == 0) {
+			if (c->deadline_armed) {
+				/* idle again: the idle timeout applies */
+				c->deadline_armed = false;
+				struct timeval rt = {cfg->idle_timeout, 0},
+					       wt = {cfg->read_timeout, 0};
+				bufferevent_set_timeouts(c->bev, &rt, &wt);
+			}
 			c->started_ms = 0;
 			return;
 		}
@@ -676,6 +701,8 @@ static void process(conn_t *c)
 		if (prc == REVO_HTTP_NEED_MORE) {
 			if (now_ms - c->started_ms > (int64_t)cfg->read_timeout * 1000)
 				http_error(w, c, 408, true, NULL);
+			else
+				arm_read_deadline(c, now_ms);
 			return;
 		}
 		int64_t t0 = mono_ns();
@@ -707,6 +734,8 @@ static void process(conn_t *c)
 			if (avail < h.head_len + body_len) {
 				if (now_ms - c->started_ms > (int64_t)cfg->read_timeout * 1000)
 					http_error(w, c, 408, true, NULL);
+				else
+					arm_read_deadline(c, now_ms);
 				return; /* wait for the body */
 			}
 		} else if (h.has_length && h.content_length > 0) {
@@ -922,7 +951,9 @@ static void stop_cb(evutil_socket_t fd, short what, void *arg)
 		event_base_loopbreak(w->base);
 		return;
 	}
-	struct timeval tv = {DRAIN_SECONDS, 0};
+	/* a request still arriving has its read timeout; answers get a moment to flush */
+	int secs = w->srv->cfg->read_timeout + 1;
+	struct timeval tv = {secs < DRAIN_SECONDS ? secs : DRAIN_SECONDS, 0};
 	w->drain_timer = evtimer_new(w->base, drain_timeout_cb, w);
 	evtimer_add(w->drain_timer, &tv);
 }
