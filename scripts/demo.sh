@@ -75,4 +75,14 @@ done
 kill -TERM "$serve_pid"
 wait "$serve_pid"
 trap - EXIT
+
+step "emergency: a local file:// target, then revoke --publish --wait (the whole path, timed)"
+mkdir -p published
+"$revo" target add local "file://$PWD/published/demo.crl" --issuer demo
+"$revo" publish --once
+"$revo" revoke --cn signing-1 --reason keyCompromise --publish --wait 30
+echo "the published CRL now lists:"
+openssl crl -inform DER -in published/demo.crl -noout -text | grep -E "CRL Number|Serial Number" -A1 |
+	grep -vE "^--$"
+"$revo" target list
 printf '\nthe demo store is in %s\n' "$REVO_STORE"
