@@ -106,5 +106,7 @@ int cmd_target_add(cli_t *cli, int argc, char **argv);
 int cmd_target_list(cli_t *cli, int argc, char **argv);
 int cmd_upload(cli_t *cli, int argc, char **argv);
 int cmd_publish(cli_t *cli, int argc, char **argv);
+int cmd_probe_crl(cli_t *cli, int argc, char **argv);
+int cmd_probe_ocsp(cli_t *cli, int argc, char **argv);
 
 #endif

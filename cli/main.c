@@ -57,6 +57,14 @@ static const struct command COMMANDS[] = {
      "revo upload FILE URL [--region R] [--endpoint URL] [--profile P] [--trust-anchor ARN]"},
     {"publish", NULL, cmd_publish,
      "revo publish [--once] [--issuer NAME] [--pass-file FILE] [--force]"},
+    {"probe", "crl", cmd_probe_crl,
+     "revo probe crl URL --ca CA.pem [--warn 48h] [--crit 12h] [--state FILE]\n"
+     "               [--serial S | --cert FILE] [--region R] [--endpoint URL] [--profile P]\n"
+     "               [--prometheus FILE]"},
+    {"probe", "ocsp", cmd_probe_ocsp,
+     "revo probe ocsp URL --issuer CA.pem (--cert FILE | --serial S)\n"
+     "                [--expect good|revoked|unknown] [--nonce] [--post] [--sha256]\n"
+     "                [--warn 1h] [--prometheus FILE]"},
 };
 #define N_COMMANDS (sizeof(COMMANDS) / sizeof(COMMANDS[0]))
 

@@ -984,3 +984,98 @@ int revo_upload_file(const char *path, const char *url, const char *region, cons
 	X509_CRL_free(crl);
 	return rc;
 }
+
+int revo_http_exchange(const char *method, const char *url, const uint8_t *body, size_t len,
+		       const char *content_type, uint8_t **out, size_t *out_len, int *status,
+		       revo_errmsg_t *em)
+{
+	pthread_once(&curl_once, curl_init);
+	char ct[160];
+	const char *headers[2] = {NULL, NULL};
+	if (content_type) {
+		snprintf(ct, sizeof(ct), "Content-Type: %s", content_type);
+		headers[0] = ct;
+	}
+	http_req_t q = {
+	    .method = method, .url = url, .body = body, .body_len = len, .headers = headers};
+	http_resp_t r;
+	int rc = http_do(&q, &r, em);
+	*status = (int)r.status;
+	if (rc) {
+		http_resp_free(&r);
+		return rc;
+	}
+	*out = r.body.p ? r.body.p : calloc(1, 1);
+	*out_len = r.body.len;
+	return *out ? REVO_OK : REVO_ENOMEM;
+}
+
+int revo_fetch(const char *url, const char *region, const char *endpoint, const char *profile,
+	       uint8_t **out, size_t *len, int *status, revo_errmsg_t *em)
+{
+	pthread_once(&curl_once, curl_init);
+	target_url_t u;
+	*out = NULL;
+	*len = 0;
+	*status = 0;
+	int rc = parse_url(url, &u, em);
+	if (rc)
+		return rc;
+	if (u.scheme == 2)
+		return revo_err_set(em, REVO_EINVAL, "%s: use 'revo probe rolesanywhere'", url);
+	if (u.scheme == 3) {
+		buf_t b = {0};
+		if (read_all(u.path, &b) != 0) {
+			int e = errno;
+			buf_free(&b);
+			return revo_err_set(em, e == ENOENT ? REVO_ENOTFOUND : REVO_EIO, "%s: %s",
+					    u.path, strerror(e));
+		}
+		*status = 200;
+		*out = b.p ? b.p : calloc(1, 1);
+		*len = b.len;
+		return REVO_OK;
+	}
+	http_req_t q = {.method = "GET", .url = url};
+	revo_aws_creds_t creds;
+	char s3url[4096];
+	revo_target_t t = {
+	    .region = (char *)region, .endpoint = (char *)endpoint, .profile = (char *)profile};
+	if (u.scheme == 1) {
+		if ((rc = revo_aws_creds_get(profile, &creds, em)) != 0)
+			return rc;
+		const char *reg = region_of(&t, &creds, &u);
+		char keypath[3200];
+		s3_key_path(u.key, keypath, sizeof(keypath));
+		if (endpoint) {
+			char ep[1024];
+			snprintf(ep, sizeof(ep), "%s", endpoint);
+			trim_slash(ep);
+			snprintf(s3url, sizeof(s3url), "%s/%s/%s", ep, u.bucket, keypath);
+		} else {
+			snprintf(s3url, sizeof(s3url), "https://%s.s3.%s.amazonaws.com/%s",
+				 u.bucket, reg, keypath);
+		}
+		q.url = s3url;
+		q.creds = &creds;
+		q.region = reg;
+		q.service = "s3";
+	}
+	http_resp_t r;
+	rc = http_do(&q, &r, em);
+	if (u.scheme == 1)
+		memset(&creds, 0, sizeof(creds));
+	*status = (int)r.status;
+	if (rc) {
+		http_resp_free(&r);
+		return rc;
+	}
+	if (r.status != 200) {
+		http_resp_free(&r);
+		return revo_err_set(em, r.status == 404 ? REVO_ENOTFOUND : REVO_EIO, "%s: HTTP %ld",
+				    url, r.status);
+	}
+	*out = r.body.p ? r.body.p : calloc(1, 1);
+	*len = r.body.len;
+	return REVO_OK;
+}

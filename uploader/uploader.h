@@ -82,6 +82,22 @@ int revo_upload_file(const char *path, const char *url, const char *region, cons
 		     const char *profile, const char *trust_anchor, revo_upload_result_t *res,
 		     revo_errmsg_t *em);
 
+/**
+ * Fetch @url (http(s)://, s3:// with SigV4, file://) into *@out (caller frees with free()),
+ * for probes. *@status gets the HTTP status (200 for files). Errors: REVO_EIO
+ * (unreachable), REVO_EINVAL (bad URL), REVO_ENOTFOUND (404).
+ */
+int revo_fetch(const char *url, const char *region, const char *endpoint, const char *profile,
+	       uint8_t **out, size_t *len, int *status, revo_errmsg_t *em);
+
+/**
+ * POST or GET to an http(s) URL with optional body and content type, for the OCSP probe.
+ * *@out (caller frees) gets the body. Errors: REVO_EIO.
+ */
+int revo_http_exchange(const char *method, const char *url, const uint8_t *body, size_t len,
+		       const char *content_type, uint8_t **out, size_t *out_len, int *status,
+		       revo_errmsg_t *em);
+
 /** Check a target URL and its options; fills a readable error. */
 int revo_target_check(const revo_target_t *t, revo_errmsg_t *em);
 
