@@ -91,6 +91,7 @@ void cli_cleanup(cli_t *cli);
 int cmd_init(cli_t *cli, int argc, char **argv);
 int cmd_issuer_add(cli_t *cli, int argc, char **argv);
 int cmd_issuer_list(cli_t *cli, int argc, char **argv);
+int cmd_issuer_set(cli_t *cli, int argc, char **argv);
 int cmd_cert_add(cli_t *cli, int argc, char **argv);
 int cmd_import_index(cli_t *cli, int argc, char **argv);
 int cmd_import_crl(cli_t *cli, int argc, char **argv);

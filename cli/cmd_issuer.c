@@ -108,6 +108,7 @@ struct issuer_add_opts {
 	const char *cert, *key, *ocsp_cert, *ocsp_key;
 	const char *crl_validity, *crl_every, *ocsp_validity;
 	const char *crl_url, *delta_url;
+	bool no_ocsp;
 };
 
 static int issuer_add_opt(cli_t *cli, int opt, const char *arg, void *vctx)
@@ -124,6 +125,7 @@ static int issuer_add_opt(cli_t *cli, int opt, const char *arg, void *vctx)
 	case 'V': o->ocsp_validity = arg; break;
 	case 'u': o->crl_url = arg; break;
 	case 'U': o->delta_url = arg; break;
+	case 'N': o->no_ocsp = true; break;
 	}
 	return 0;
 }
@@ -340,4 +342,123 @@ int cmd_issuer_list(cli_t *cli, int argc, char **argv)
 	for (size_t i = 0; i < cli->n_issuers; i++)
 		issuer_print(&cli->issuers[i]);
 	return EXIT_OK;
+}
+
+/*
+ * revo issuer set: change an issuer's keys and settings (rotate the delegated responder
+ * certificate, move the CA key to a token, change validities). Its certificate stays.
+ */
+int cmd_issuer_set(cli_t *cli, int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"key", required_argument, NULL, 'k'},
+	    {"ocsp-cert", required_argument, NULL, 'C'},
+	    {"ocsp-key", required_argument, NULL, 'K'},
+	    {"no-ocsp-signer", no_argument, NULL, 'N'},
+	    {"crl-validity", required_argument, NULL, 'v'},
+	    {"crl-every", required_argument, NULL, 'e'},
+	    {"ocsp-validity", required_argument, NULL, 'V'},
+	    {"crl-url", required_argument, NULL, 'u'},
+	    {"delta-url", required_argument, NULL, 'U'},
+	    {0},
+	};
+	struct issuer_add_opts o = {0};
+	int first;
+	int r = cli_parse(cli, argc, argv, opts, issuer_add_opt, &o, &first);
+	if (r >= 0)
+		return r;
+	if (argc - first != 1)
+		return cli_misuse(cli, "give the issuer NAME");
+	if (!o.ocsp_cert != !o.ocsp_key)
+		return cli_misuse(cli, "--ocsp-cert and --ocsp-key go together");
+	if (o.no_ocsp && o.ocsp_cert)
+		return cli_misuse(cli, "--no-ocsp-signer and --ocsp-cert do not go together");
+	if ((r = cli_open_store(cli, false)) || (r = cli_load_issuers(cli)))
+		return r;
+	const revo_issuer_t *cur = cli_issuer_pick(cli, argv[first], &r);
+	if (!cur)
+		return r;
+	revo_issuer_t is = *cur; /* fields borrowed from cli->issuers unless replaced */
+	char *key = NULL, *okey = NULL;
+	uint8_t *oder = NULL;
+	X509 *ca = NULL, *oc = NULL;
+	int ret = EXIT_FAIL;
+	revo_errmsg_t em = {{0}};
+	const unsigned char *p = cur->cert_der;
+	ca = d2i_X509(NULL, &p, (long)cur->cert_len);
+	if ((o.crl_validity &&
+	     (r = cli_duration_arg(cli, "crl-validity", o.crl_validity, &is.crl_validity))) ||
+	    (o.crl_every && (r = cli_duration_arg(cli, "crl-every", o.crl_every, &is.crl_every))) ||
+	    (o.ocsp_validity &&
+	     (r = cli_duration_arg(cli, "ocsp-validity", o.ocsp_validity, &is.ocsp_validity))))
+		goto out;
+	if (is.crl_every >= is.crl_validity) {
+		cli_failf(cli, "crl-every (%llds) must be shorter than crl-validity (%llds)",
+			  (long long)is.crl_every, (long long)is.crl_validity);
+		goto out;
+	}
+	if (o.key) {
+		if (key_ref(cli, "key", o.key, &key) || check_key_matches(cli, "key", key, ca))
+			goto out;
+		is.key_ref = key;
+	}
+	if (o.no_ocsp) {
+		is.ocsp_cert_der = NULL;
+		is.ocsp_cert_len = 0;
+		is.ocsp_key_ref = NULL;
+	}
+	if (o.ocsp_cert) {
+		if (load_one_cert(cli, "ocsp-cert", o.ocsp_cert, &oc))
+			goto out;
+		if (X509_NAME_cmp(X509_get_issuer_name(oc), X509_get_subject_name(ca)) != 0 ||
+		    X509_verify(oc, X509_get0_pubkey(ca)) != 1) {
+			ERR_clear_error();
+			cli_failf(cli, "--ocsp-cert %s is not signed by this issuer", o.ocsp_cert);
+			goto out;
+		}
+		if (!(X509_get_extension_flags(oc) & EXFLAG_XKUSAGE) ||
+		    !(X509_get_extended_key_usage(oc) & XKU_OCSP_SIGN)) {
+			cli_failf(cli, "--ocsp-cert %s lacks extended key usage id-kp-OCSPSigning",
+				  o.ocsp_cert);
+			goto out;
+		}
+		if (key_ref(cli, "ocsp-key", o.ocsp_key, &okey) ||
+		    check_key_matches(cli, "ocsp-key", okey, oc) ||
+		    der_of(oc, &oder, &is.ocsp_cert_len))
+			goto out;
+		is.ocsp_cert_der = oder;
+		is.ocsp_key_ref = okey;
+	}
+	for (int k = 0; k < 2; k++) {
+		const char *u = k ? o.delta_url : o.crl_url;
+		if (u && *u && strncmp(u, "http://", 7) != 0 && strncmp(u, "https://", 8) != 0 &&
+		    strncmp(u, "ldap://", 7) != 0) {
+			cli_failf(cli, "--%s '%s' is not an http(s):// or ldap:// URL",
+				  k ? "delta-url" : "crl-url", u);
+			goto out;
+		}
+	}
+	/* an empty URL removes it */
+	if (o.crl_url)
+		is.crl_url = *o.crl_url ? (char *)o.crl_url : NULL;
+	if (o.delta_url)
+		is.delta_url = *o.delta_url ? (char *)o.delta_url : NULL;
+	if ((r = revo_store_issuer_set(cli->store, &is, cli->cmdline, &em)) != 0) {
+		cli_fail(cli, r, &em);
+		goto out;
+	}
+	if (cli->json) {
+		ret = cli_json_print(cli, issuer_json(&is));
+	} else {
+		printf("updated issuer ");
+		issuer_print(&is);
+		ret = EXIT_OK;
+	}
+out:
+	X509_free(ca);
+	X509_free(oc);
+	OPENSSL_free(oder);
+	free(key);
+	free(okey);
+	return ret;
 }

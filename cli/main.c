@@ -28,6 +28,10 @@ static const struct command COMMANDS[] = {
      "                [--crl-validity 7d] [--crl-every 1h] [--ocsp-validity 4d]\n"
      "                [--crl-url URL] [--delta-url URL]"},
     {"issuer", "list", cmd_issuer_list, "revo issuer list"},
+    {"issuer", "set", cmd_issuer_set,
+     "revo issuer set NAME [--key KEYREF] [--ocsp-cert CERT --ocsp-key KEYREF | --no-ocsp-signer]\n"
+     "                [--crl-validity D] [--crl-every D] [--ocsp-validity D] [--crl-url URL]\n"
+     "                [--delta-url URL]"},
     {"cert", "add", cmd_cert_add, "revo cert add [--issuer NAME] CERT.pem..."},
     {"import", "openssl-index", cmd_import_index,
      "revo import openssl-index INDEX.txt --issuer NAME"},

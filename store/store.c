@@ -365,6 +365,7 @@ const char *revo_op_name(int op)
 	case REVO_OP_REVOKE: return "revoke";
 	case REVO_OP_UNHOLD: return "unhold";
 	case REVO_OP_TARGET_ADD: return "target-add";
+	case REVO_OP_ISSUER_SET: return "issuer-set";
 	}
 	return "?";
 }
@@ -830,6 +831,54 @@ int revo_store_issuer_add(revo_store_t *st, const revo_issuer_t *in, uint32_t *i
 	if (rc == 0 && id_out)
 		*id_out = ctx.id;
 	return rc;
+}
+
+struct issuer_set_ctx {
+	const revo_issuer_t *in;
+	const char *detail;
+};
+
+static int issuer_set_fn(wtx_t *w, void *vctx, revo_errmsg_t *em)
+{
+	struct issuer_set_ctx *ctx = vctx;
+	uint8_t key[4];
+	MDB_val v;
+	revo_be32(key, ctx->in->id);
+	int rc = get(w->txn, w->st->issuers, key, 4, &v, em);
+	if (rc == REVO_ENOTFOUND)
+		return revo_err_set(em, REVO_ENOTFOUND, "no issuer with id %u", ctx->in->id);
+	if (rc)
+		return rc;
+	revo_issuer_t old;
+	if ((rc = dec_issuer(ctx->in->id, &v, &old, em)) != 0)
+		return rc;
+	revo_issuer_t is = *ctx->in;
+	/* identity stays */
+	memcpy(is.name, old.name, sizeof(is.name));
+	is.cert_der = old.cert_der;
+	is.cert_len = old.cert_len;
+	is.hashes = old.hashes;
+	is.created = old.created;
+	revo_wbuf_t b;
+	revo_wbuf_init(&b);
+	enc_issuer(&b, &is);
+	rc = b.oom ? REVO_ENOMEM : put(w->txn, w->st->issuers, key, 4, b.p, b.len, 0, em);
+	revo_wbuf_free(&b);
+	issuer_free_fields(&old);
+	if (rc)
+		return rc;
+	revo_journal_entry_t e = {.op = REVO_OP_ISSUER_SET,
+				  .issuer_id = ctx->in->id,
+				  .reason = -1,
+				  .detail = ctx->detail};
+	return journal_append(w, &e, em);
+}
+
+int revo_store_issuer_set(revo_store_t *st, const revo_issuer_t *in, const char *detail,
+			  revo_errmsg_t *em)
+{
+	struct issuer_set_ctx ctx = {.in = in, .detail = detail};
+	return run_write(st, issuer_set_fn, &ctx, 0, em);
 }
 
 int revo_store_issuers(revo_store_t *st, revo_issuer_t **out, size_t *n, revo_errmsg_t *em)

@@ -93,6 +93,14 @@ int revo_store_issuer_add(revo_store_t *st, const revo_issuer_t *in, uint32_t *i
 			  revo_errmsg_t *em);
 
 /**
+ * Replace the settings of the existing issuer @in->id (its name, certificate and hashes
+ * are kept): key references, delegated OCSP certificate, validities, URLs. Journals an
+ * "issuer-set" entry with @detail. Errors: REVO_ENOTFOUND.
+ */
+int revo_store_issuer_set(revo_store_t *st, const revo_issuer_t *in, const char *detail,
+			  revo_errmsg_t *em);
+
+/**
  * All issuers, by id. *@out is a new array of *@n entries (possibly 0, then *@out may be
  * NULL); the caller frees it with revo_issuers_free.
  */
@@ -210,9 +218,10 @@ enum revo_op {
 	REVO_OP_REVOKE = 4,
 	REVO_OP_UNHOLD = 5,
 	REVO_OP_TARGET_ADD = 6,
+	REVO_OP_ISSUER_SET = 7,
 };
 
-/** "init", "issuer-add", "cert-add", "revoke", "unhold", "target-add", or "?" */
+/** "init", "issuer-add", "cert-add", "revoke", "unhold", "target-add", "issuer-set", or "?" */
 const char *revo_op_name(int op);
 
 typedef struct revo_journal_entry {
