@@ -105,6 +105,7 @@ int cmd_ocsp_presign(cli_t *cli, int argc, char **argv);
 int cmd_ocsp_serve(cli_t *cli, int argc, char **argv);
 int cmd_target_add(cli_t *cli, int argc, char **argv);
 int cmd_target_list(cli_t *cli, int argc, char **argv);
+int cmd_target_remove(cli_t *cli, int argc, char **argv);
 int cmd_upload(cli_t *cli, int argc, char **argv);
 int cmd_publish(cli_t *cli, int argc, char **argv);
 int cmd_probe_crl(cli_t *cli, int argc, char **argv);

@@ -79,6 +79,27 @@ int cmd_target_add(cli_t *cli, int argc, char **argv)
 	return EXIT_OK;
 }
 
+int cmd_target_remove(cli_t *cli, int argc, char **argv)
+{
+	int first;
+	int r = cli_parse(cli, argc, argv, NULL, NULL, NULL, &first);
+	if (r >= 0)
+		return r;
+	if (argc - first != 1)
+		return cli_misuse(cli, "give the target NAME");
+	if ((r = cli_open_store(cli, false)))
+		return r;
+	revo_errmsg_t em = {{0}};
+	if ((r = revo_store_target_remove(cli->store, argv[first], &em)))
+		return cli_fail(cli, r, &em);
+	if (cli->json)
+		return cli_json_print(cli,
+				      json_pack("{s:s, s:b}", "name", argv[first], "removed", 1));
+	printf("removed target %s (a running publisher stops using it when restarted)\n",
+	       argv[first]);
+	return EXIT_OK;
+}
+
 int cmd_target_list(cli_t *cli, int argc, char **argv)
 {
 	int first;

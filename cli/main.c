@@ -57,6 +57,7 @@ static const struct command COMMANDS[] = {
      "revo target add NAME URL [--issuer NAME] [--region R] [--endpoint URL] [--profile P]\n"
      "                [--trust-anchor ARN] [--public-read]"},
     {"target", "list", cmd_target_list, "revo target list"},
+    {"target", "remove", cmd_target_remove, "revo target remove NAME"},
     {"upload", NULL, cmd_upload,
      "revo upload FILE URL [--region R] [--endpoint URL] [--profile P] [--trust-anchor ARN]"},
     {"publish", NULL, cmd_publish,

@@ -169,11 +169,15 @@ int revo_http_parse(const char *buf, size_t len, size_t max_head, revo_http_req_
 				out->conn_close = true;
 			if (list_has(v, vlen, "keep-alive"))
 				out->conn_keep_alive = true;
+		} else if (token_eq(p, nl, "Host")) {
+			out->has_host = true;
 		} else if (token_eq(p, nl, "If-None-Match")) {
 			out->if_none_match = v;
 			out->if_none_match_len = vlen;
 		}
 		p = le + 1;
 	}
+	if (out->minor == 1 && !out->has_host)
+		return REVO_HTTP_BAD; /* RFC 9112 3.2 */
 	return 0;
 }

@@ -24,6 +24,7 @@ typedef struct revo_http_req {
 	bool type_ocsp; /* Content-Type: application/ocsp-request */
 	bool conn_close;
 	bool conn_keep_alive;
+	bool has_host;
 	const char *if_none_match;
 	size_t if_none_match_len;
 	size_t head_len; /* octets of the request line and headers, with the blank line */

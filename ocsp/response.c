@@ -109,7 +109,11 @@ int revo_ocsp_sign(const revo_ocsp_signer_t *s, const revo_ocsp_single_t *single
 		goto out;
 	}
 	mctx = EVP_MD_CTX_new();
-	unsigned long flags = OCSP_RESPID_KEY | (s->cert == s->ca ? OCSP_NOCERTS : 0);
+	/*
+	 * The signer certificate travels in the response, the CA's too: GnuTLS and nginx
+	 * look for a key-hash responder only among the response's certificates.
+	 */
+	unsigned long flags = OCSP_RESPID_KEY;
 	if (!mctx || EVP_DigestSignInit(mctx, NULL, revo_key_digest(s->key), NULL, s->key) != 1 ||
 	    OCSP_basic_sign_ctx(bs, s->cert, mctx, NULL, flags) != 1) {
 		rc = revo_err_set_ssl(em, REVO_ECRYPTO, "signing the OCSP response failed");

@@ -94,6 +94,7 @@ typedef struct conn {
 	struct conn *prev, *next;
 	int64_t started_ms;  /* first octet of the request being read, 0 when idle */
 	bool deadline_armed; /* the read timeout is the request's deadline */
+	bool paused;         /* reading stopped until the client reads its answers */
 	bool closing;
 } conn_t;
 
@@ -500,7 +501,9 @@ static void healthz(worker_t *w, struct evbuffer *body, reply_t *r)
 	bool can_sign = false;
 	for (size_t i = 0; i < w->gen->n; i++)
 		can_sign |= w->gen->v[i].has_signer;
-	bool healthy = ok && w->gen->n > 0 && (stale == 0 || can_sign);
+	/* responses expire between counts: the earliest nextUpdate says so at once */
+	bool expired = earliest && earliest <= now;
+	bool healthy = ok && w->gen->n > 0 && ((stale == 0 && !expired) || can_sign);
 	evbuffer_add_printf(body,
 			    "{\"status\":\"%s\",\"store_readable\":%s,\"issuers\":%zu,"
 			    "\"presigned_responses\":%lld,\"stale_or_missing\":%lld,"
@@ -613,12 +616,25 @@ static void close_when_flushed(conn_t *c)
 		conn_free(c);
 }
 
+/* Output above this stops reading (back-pressure); below OUT_LOW reading resumes. */
+#define OUT_HIGH (256u << 10)
+#define OUT_LOW  (64u << 10)
+
+static void process(conn_t *c);
+
 static void write_cb(struct bufferevent *bev, void *arg)
 {
 	conn_t *c = arg;
-	(void)bev;
-	if (c->closing)
+	if (c->closing) {
 		conn_free(c);
+		return;
+	}
+	if (c->paused && evbuffer_get_length(bufferevent_get_output(bev)) <= OUT_LOW) {
+		c->paused = false;
+		bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
+		bufferevent_enable(bev, EV_READ);
+		process(c); /* requests already buffered */
+	}
 }
 
 static void http_error(worker_t *w, conn_t *c, int code, bool close, const char *extra)
@@ -679,6 +695,13 @@ static void process(conn_t *c)
 	const revo_ocsp_server_cfg_t *cfg = w->srv->cfg;
 	struct evbuffer *in = bufferevent_get_input(c->bev);
 	while (!c->closing) {
+		if (evbuffer_get_length(bufferevent_get_output(c->bev)) > OUT_HIGH) {
+			/* the client does not read its answers: stop reading its requests */
+			c->paused = true;
+			bufferevent_disable(c->bev, EV_READ);
+			bufferevent_setwatermark(c->bev, EV_WRITE, OUT_LOW, 0);
+			return;
+		}
 		size_t avail = evbuffer_get_length(in);
 		if (avail == 0) {
 			if (c->deadline_armed) {

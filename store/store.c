@@ -366,6 +366,7 @@ const char *revo_op_name(int op)
 	case REVO_OP_UNHOLD: return "unhold";
 	case REVO_OP_TARGET_ADD: return "target-add";
 	case REVO_OP_ISSUER_SET: return "issuer-set";
+	case REVO_OP_TARGET_REMOVE: return "target-remove";
 	}
 	return "?";
 }
@@ -2164,4 +2165,30 @@ uint64_t revo_store_txn_id(revo_store_t *st)
 const char *revo_store_dir(const revo_store_t *st)
 {
 	return st->dir;
+}
+
+static int target_remove_fn(wtx_t *w, void *vctx, revo_errmsg_t *em)
+{
+	const char *name = vctx;
+	MDB_val k = {strlen(name), (void *)name}, v;
+	int rc = mdb_get(w->txn, w->st->targets, &k, &v);
+	if (rc == MDB_NOTFOUND)
+		return revo_err_set(em, REVO_ENOTFOUND, "no target named '%s'", name);
+	if (rc)
+		return lmdb_err(rc, em, "targets");
+	revo_target_t t;
+	if ((rc = dec_target(&k, &v, &t, em)) != 0)
+		return rc;
+	uint32_t issuer = t.issuer_id;
+	revo_target_clear(&t);
+	if ((rc = mdb_del(w->txn, w->st->targets, &k, NULL)) != 0)
+		return lmdb_err(rc, em, "targets");
+	revo_journal_entry_t e = {
+	    .op = REVO_OP_TARGET_REMOVE, .issuer_id = issuer, .reason = -1, .detail = name};
+	return journal_append(w, &e, em);
+}
+
+int revo_store_target_remove(revo_store_t *st, const char *name, revo_errmsg_t *em)
+{
+	return run_write(st, target_remove_fn, (void *)name, 0, em);
 }

@@ -219,9 +219,11 @@ enum revo_op {
 	REVO_OP_UNHOLD = 5,
 	REVO_OP_TARGET_ADD = 6,
 	REVO_OP_ISSUER_SET = 7,
+	REVO_OP_TARGET_REMOVE = 8,
 };
 
-/** "init", "issuer-add", "cert-add", "revoke", "unhold", "target-add", "issuer-set", or "?" */
+/** "init", "issuer-add", "cert-add", "revoke", "unhold", "target-add", "issuer-set",
+ * "target-remove", or "?" */
 const char *revo_op_name(int op);
 
 typedef struct revo_journal_entry {
@@ -419,6 +421,9 @@ typedef struct revo_target {
 
 /** Add a target (its state empty) and journal it. Errors: REVO_EEXIST, REVO_EINVAL. */
 int revo_store_target_add(revo_store_t *st, const revo_target_t *t, revo_errmsg_t *em);
+
+/** Remove the target @name and journal it. Errors: REVO_ENOTFOUND. */
+int revo_store_target_remove(revo_store_t *st, const char *name, revo_errmsg_t *em);
 
 /** All targets, by name. Caller frees with revo_targets_free. */
 int revo_store_targets(revo_store_t *st, revo_target_t **out, size_t *n, revo_errmsg_t *em);
