@@ -85,13 +85,41 @@ static int presign_cb(void *vctx, const revo_cert_rec_t *cert, const revo_revoca
 	return 0;
 }
 
+/* One piece of the walk: copies of up to CHUNK (certificate, revocation) pairs. */
+#define CHUNK 128
+
+struct chunk {
+	revo_cert_rec_t certs[CHUNK];
+	revo_revocation_t revs[CHUNK];
+	bool has_cert[CHUNK], has_rev[CHUNK];
+	size_t n;
+	revo_serial_t last;
+};
+
+static int chunk_cb(void *ctx, const revo_cert_rec_t *cert, const revo_revocation_t *rev)
+{
+	struct chunk *ch = ctx;
+	ch->has_cert[ch->n] = cert != NULL;
+	ch->has_rev[ch->n] = rev != NULL;
+	if (cert)
+		ch->certs[ch->n] = *cert;
+	if (rev)
+		ch->revs[ch->n] = *rev;
+	ch->last = cert ? cert->serial : rev->serial;
+	return ++ch->n == CHUNK ? 1 : 0; /* 1 stops the walk: the chunk is full */
+}
+
 int revo_ocsp_presign(revo_store_t *st, const revo_issuer_t *is, const revo_ocsp_signer_t *s,
 		      revo_presign_stats_t *stats, revo_errmsg_t *em)
 {
 	static struct presign_ctx zero;
 	struct presign_ctx *c = OPENSSL_malloc(sizeof(*c));
-	if (!c)
+	struct chunk *ch = OPENSSL_malloc(sizeof(*ch));
+	if (!c || !ch) {
+		OPENSSL_free(c);
+		OPENSSL_free(ch);
 		return REVO_ENOMEM;
+	}
 	*c = zero;
 	c->st = st;
 	c->is = is;
@@ -100,7 +128,28 @@ int revo_ocsp_presign(revo_store_t *st, const revo_issuer_t *is, const revo_ocsp
 	c->stats = stats;
 	c->em = em;
 	memset(stats, 0, sizeof(*stats));
-	int rc = revo_store_list(st, is->id, false, presign_cb, c, em);
+	/*
+	 * The walk goes in pieces, each in its own read snapshot that ends before the
+	 * responses are written: no read transaction stays open across the writes (a long
+	 * one would keep LMDB from reusing pages, and the map cannot grow under it).
+	 */
+	int rc = 0;
+	bool first = true;
+	for (;;) {
+		ch->n = 0;
+		rc = revo_store_list_after(st, is->id, first ? NULL : &ch->last, false, chunk_cb,
+					   ch, em);
+		if (rc == 1)
+			rc = 0;
+		if (rc || ch->n == 0)
+			break;
+		first = false;
+		for (size_t i = 0; i < ch->n && !rc; i++)
+			rc = presign_cb(c, ch->has_cert[i] ? &ch->certs[i] : NULL,
+					ch->has_rev[i] ? &ch->revs[i] : NULL);
+		if (rc || ch->n < CHUNK)
+			break;
+	}
 	if (rc == 0 && c->n)
 		rc = flush_batch(c);
 	for (size_t i = 0; i < c->n; i++)
@@ -108,6 +157,7 @@ int revo_ocsp_presign(revo_store_t *st, const revo_issuer_t *is, const revo_ocsp
 	if (rc == 0)
 		rc = revo_store_sync(st, em);
 	OPENSSL_free(c);
+	OPENSSL_free(ch);
 	return rc;
 }
 

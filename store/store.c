@@ -20,15 +20,21 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <dirent.h>
+#include <pthread.h>
+#include <stdatomic.h>
 
-#define VALUE_VERSION    1
-#define DEFAULT_MAP_SIZE ((size_t)64 << 20)
+#define VALUE_VERSION 1
+/* Address space is cheap on 64-bit: a large map makes growth (which must wait for every
+ * read transaction of the process to end) rare; the file grows only as pages are used. */
+#define DEFAULT_MAP_SIZE ((size_t)16 << 30)
 #define MAX_MAP_SIZE     ((size_t)1 << 40)
 /* Internal: the map is full; abort, grow and retry. Never returned to callers. */
 #define RETRY_GROW 1
 
 struct revo_store {
 	MDB_env *env;
+	atomic_int reads;          /* read transactions active in this process */
+	pthread_rwlock_t map_lock; /* readers hold it shared; a map resize exclusive */
 	MDB_dbi issuers, certs, revoked, by_cn, journal, meta, responses, targets;
 	bool readonly;
 	char *dir;
@@ -99,17 +105,39 @@ static int begin(revo_store_t *st, unsigned flags, MDB_txn **txn, revo_errmsg_t 
 	for (int i = 0; i < 4; i++) {
 		int rc = mdb_txn_begin(st->env, NULL, flags, txn);
 		if (rc == MDB_MAP_RESIZED) {
-			/* another process grew the map: adopt its size */
+			/* another process grew the map: adopt its size, which LMDB allows only
+			 * while no transaction of this process is active */
+			if (atomic_load(&st->reads) != 0)
+				return revo_err_set(em, REVO_EIO,
+						    "%s: the store was resized by another process "
+						    "during a read; try again",
+						    st->dir);
+			pthread_rwlock_wrlock(&st->map_lock);
 			mdb_env_set_mapsize(st->env, 0);
+			pthread_rwlock_unlock(&st->map_lock);
 			continue;
 		}
+		if (rc == 0 && (flags & MDB_RDONLY))
+			atomic_fetch_add(&st->reads, 1);
 		return lmdb_err(rc, em, st->dir);
 	}
 	return revo_err_set(em, REVO_EIO, "%s: map keeps being resized", st->dir);
 }
 
+/* End a read transaction begun with begin(). */
+static void end_read(revo_store_t *st, MDB_txn *txn)
+{
+	mdb_txn_abort(txn);
+	atomic_fetch_sub(&st->reads, 1);
+}
+
 static int grow(revo_store_t *st, revo_errmsg_t *em)
 {
+	if (atomic_load(&st->reads) != 0)
+		return revo_err_set(em, REVO_EIO,
+				    "%s: the store is full and cannot grow while a read is in "
+				    "progress; try again",
+				    st->dir);
 	MDB_envinfo info;
 	mdb_env_info(st->env, &info);
 	size_t size = info.me_mapsize * 2;
@@ -542,6 +570,8 @@ static int env_open(const char *dir, unsigned flags, revo_store_t **out, revo_er
 		return REVO_ENOMEM;
 	st->dir = strdup(dir);
 	st->readonly = flags & REVO_STORE_READONLY;
+	atomic_init(&st->reads, 0);
+	pthread_rwlock_init(&st->map_lock, NULL);
 	revo_actor_self(&st->actor);
 	int rc = st->dir ? mdb_env_create(&st->env) : ENOMEM;
 	if (rc == 0)
@@ -567,16 +597,20 @@ static int env_open(const char *dir, unsigned flags, revo_store_t **out, revo_er
 static int load_dbis(revo_store_t *st, bool create, revo_errmsg_t *em)
 {
 	MDB_txn *txn;
-	int rc = begin(st, (st->readonly || !create) ? MDB_RDONLY : 0, &txn, em);
+	bool ro = st->readonly || !create;
+	int rc = begin(st, ro ? MDB_RDONLY : 0, &txn, em);
 	if (rc)
 		return rc;
 	rc = open_dbis(st, txn, create, em);
 	if (rc) {
 		mdb_txn_abort(txn);
-		return rc;
+	} else {
+		rc = mdb_txn_commit(txn);
+		rc = rc ? lmdb_err(rc, em, st->dir) : REVO_OK;
 	}
-	rc = mdb_txn_commit(txn);
-	return rc ? lmdb_err(rc, em, st->dir) : REVO_OK;
+	if (ro)
+		atomic_fetch_sub(&st->reads, 1);
+	return rc;
 }
 
 static int check_dir(const char *dir, bool *has_data, revo_errmsg_t *em)
@@ -626,6 +660,7 @@ void revo_store_close(revo_store_t *st)
 		return;
 	if (st->env)
 		mdb_env_close(st->env);
+	pthread_rwlock_destroy(&st->map_lock);
 	free(st->dir);
 	free(st);
 }
@@ -893,7 +928,7 @@ int revo_store_issuers(revo_store_t *st, revo_issuer_t **out, size_t *n, revo_er
 	if (rc)
 		return rc;
 	if ((rc = mdb_cursor_open(txn, st->issuers, &c)) != 0) {
-		mdb_txn_abort(txn);
+		end_read(st, txn);
 		return lmdb_err(rc, em, "issuers");
 	}
 	revo_issuer_t *arr = NULL;
@@ -921,7 +956,7 @@ int revo_store_issuers(revo_store_t *st, revo_issuer_t **out, size_t *n, revo_er
 	if (!err && rc != MDB_NOTFOUND)
 		err = lmdb_err(rc, em, "issuers");
 	mdb_cursor_close(c);
-	mdb_txn_abort(txn);
+	end_read(st, txn);
 	if (err) {
 		revo_issuers_free(arr, cnt);
 		return err;
@@ -1255,7 +1290,7 @@ int revo_store_lookup(revo_store_t *st, uint32_t issuer_id, const revo_serial_t 
 			*has_rev = rc == 0;
 		}
 	}
-	mdb_txn_abort(txn);
+	end_read(st, txn);
 	return rc == REVO_ENOTFOUND ? REVO_OK : rc;
 }
 
@@ -1273,7 +1308,7 @@ int revo_store_find_cn(revo_store_t *st, const char *cn, uint32_t issuer_id, rev
 	if (rc)
 		return rc;
 	if ((rc = mdb_cursor_open(txn, st->by_cn, &c)) != 0) {
-		mdb_txn_abort(txn);
+		end_read(st, txn);
 		return lmdb_err(rc, em, "by_cn");
 	}
 	revo_cert_rec_t *arr = NULL;
@@ -1316,7 +1351,7 @@ int revo_store_find_cn(revo_store_t *st, const char *cn, uint32_t issuer_id, rev
 	if (!err && rc != MDB_NOTFOUND)
 		err = lmdb_err(rc, em, "by_cn");
 	mdb_cursor_close(c);
-	mdb_txn_abort(txn);
+	end_read(st, txn);
 	if (err) {
 		free(arr);
 		return err;
@@ -1355,6 +1390,26 @@ static int key_cmp(const MDB_val *a, const MDB_val *b)
 int revo_store_list(revo_store_t *st, uint32_t issuer_id, bool revoked_only, revo_list_cb cb,
 		    void *ctx, revo_errmsg_t *em)
 {
+	return revo_store_list_after(st, issuer_id, NULL, revoked_only, cb, ctx, em);
+}
+
+/* Position @c at the first key of @issuer_id greater than @after's key. */
+static int seek_after(MDB_cursor *c, uint32_t issuer_id, const revo_serial_t *after, MDB_val *k,
+		      MDB_val *v, uint8_t *keybuf)
+{
+	size_t kl = revo_skey_encode(issuer_id, after, keybuf);
+	k->mv_size = kl;
+	k->mv_data = keybuf;
+	int rc = mdb_cursor_get(c, k, v, MDB_SET_RANGE);
+	if (rc == 0 && k->mv_size == kl && memcmp(k->mv_data, keybuf, kl) == 0)
+		rc = mdb_cursor_get(c, k, v, MDB_NEXT);
+	return rc;
+}
+
+int revo_store_list_after(revo_store_t *st, uint32_t issuer_id, const revo_serial_t *after,
+			  bool revoked_only, revo_list_cb cb, void *ctx, revo_errmsg_t *em)
+{
+	uint8_t kb1[REVO_SKEY_MAX], kb2[REVO_SKEY_MAX];
 	MDB_txn *txn;
 	MDB_cursor *cc = NULL, *rcur = NULL;
 	MDB_val ck, cv, rk, rv;
@@ -1367,9 +1422,15 @@ int revo_store_list(revo_store_t *st, uint32_t issuer_id, bool revoked_only, rev
 		err = lmdb_err(rc, em, "store read");
 		goto out;
 	}
-	rrc = seek_issuer(rcur, issuer_id, &rk, &rv);
-	if (!revoked_only)
-		crc = seek_issuer(cc, issuer_id, &ck, &cv);
+	if (after && issuer_id) {
+		rrc = seek_after(rcur, issuer_id, after, &rk, &rv, kb1);
+		if (!revoked_only)
+			crc = seek_after(cc, issuer_id, after, &ck, &cv, kb2);
+	} else {
+		rrc = seek_issuer(rcur, issuer_id, &rk, &rv);
+		if (!revoked_only)
+			crc = seek_issuer(cc, issuer_id, &ck, &cv);
+	}
 	for (;;) {
 		bool have_c = crc == 0 && in_scope(&ck, issuer_id);
 		bool have_r = rrc == 0 && in_scope(&rk, issuer_id);
@@ -1431,7 +1492,7 @@ out:
 		mdb_cursor_close(cc);
 	if (rcur)
 		mdb_cursor_close(rcur);
-	mdb_txn_abort(txn);
+	end_read(st, txn);
 	return err;
 }
 
@@ -1469,7 +1530,7 @@ int revo_store_journal(revo_store_t *st, uint64_t since, revo_journal_cb cb, voi
 	if (rc)
 		return rc;
 	rc = journal_walk(st, txn, since, cb, ctx, em);
-	mdb_txn_abort(txn);
+	end_read(st, txn);
 	return rc;
 }
 
@@ -1533,7 +1594,7 @@ int revo_store_crl_state(revo_store_t *st, uint32_t issuer_id, revo_crl_state_t 
 	if (rc)
 		return rc;
 	rc = crl_state_get(st, txn, issuer_id, out, em);
-	mdb_txn_abort(txn);
+	end_read(st, txn);
 	return rc;
 }
 
@@ -1630,7 +1691,7 @@ void revo_snapshot_end(revo_snapshot_t *snap)
 {
 	if (!snap)
 		return;
-	mdb_txn_abort(snap->txn);
+	end_read(snap->st, snap->txn);
 	free(snap);
 }
 
@@ -1780,12 +1841,15 @@ int revo_reader_open(revo_store_t *st, revo_reader_t **out, revo_errmsg_t *em)
 	if (!r)
 		return REVO_ENOMEM;
 	r->st = st;
-	int rc = begin(st, MDB_RDONLY, &r->txn, em);
+	pthread_rwlock_rdlock(&st->map_lock);
+	int rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, &r->txn);
+	if (rc == 0)
+		mdb_txn_reset(r->txn);
+	pthread_rwlock_unlock(&st->map_lock);
 	if (rc) {
 		free(r);
-		return rc;
+		return lmdb_err(rc, em, st->dir);
 	}
-	mdb_txn_reset(r->txn);
 	*out = r;
 	return REVO_OK;
 }
@@ -1794,22 +1858,38 @@ void revo_reader_close(revo_reader_t *r)
 {
 	if (!r)
 		return;
+	revo_reader_end(r);
 	mdb_txn_abort(r->txn);
 	free(r);
 }
 
+/*
+ * Readers of one store may run in several threads. A map grown by another process
+ * (MDB_MAP_RESIZED) may be adopted only while no transaction of this process is
+ * active: readers hold map_lock shared while their transaction is live, and the one
+ * that adopts the new size takes it exclusively.
+ */
 int revo_reader_begin(revo_reader_t *r, revo_errmsg_t *em)
 {
 	if (r->active)
 		return REVO_OK;
+	pthread_rwlock_rdlock(&r->st->map_lock);
 	int rc = mdb_txn_renew(r->txn);
 	if (rc == MDB_MAP_RESIZED) {
-		mdb_env_set_mapsize(r->st->env, 0);
+		pthread_rwlock_unlock(&r->st->map_lock);
+		pthread_rwlock_wrlock(&r->st->map_lock);
+		if (atomic_load(&r->st->reads) == 0)
+			mdb_env_set_mapsize(r->st->env, 0);
+		pthread_rwlock_unlock(&r->st->map_lock);
+		pthread_rwlock_rdlock(&r->st->map_lock);
 		rc = mdb_txn_renew(r->txn);
 	}
-	if (rc)
+	if (rc) {
+		pthread_rwlock_unlock(&r->st->map_lock);
 		return lmdb_err(rc, em, r->st->dir);
+	}
 	r->active = true;
+	atomic_fetch_add(&r->st->reads, 1);
 	return REVO_OK;
 }
 
@@ -1818,6 +1898,8 @@ void revo_reader_end(revo_reader_t *r)
 	if (r->active) {
 		mdb_txn_reset(r->txn);
 		r->active = false;
+		atomic_fetch_sub(&r->st->reads, 1);
+		pthread_rwlock_unlock(&r->st->map_lock);
 	}
 }
 
@@ -2113,7 +2195,7 @@ int revo_store_targets(revo_store_t *st, revo_target_t **out, size_t *n, revo_er
 	if (rc)
 		return rc;
 	if ((rc = mdb_cursor_open(txn, st->targets, &c)) != 0) {
-		mdb_txn_abort(txn);
+		end_read(st, txn);
 		return lmdb_err(rc, em, "targets");
 	}
 	revo_target_t *arr = NULL;
@@ -2137,7 +2219,7 @@ int revo_store_targets(revo_store_t *st, revo_target_t **out, size_t *n, revo_er
 	if (!err && rc != MDB_NOTFOUND)
 		err = lmdb_err(rc, em, "targets");
 	mdb_cursor_close(c);
-	mdb_txn_abort(txn);
+	end_read(st, txn);
 	if (err) {
 		revo_targets_free(arr, cnt);
 		return err;

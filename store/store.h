@@ -209,6 +209,14 @@ typedef int (*revo_list_cb)(void *ctx, const revo_cert_rec_t *cert, const revo_r
 int revo_store_list(revo_store_t *st, uint32_t issuer_id, bool revoked_only, revo_list_cb cb,
 		    void *ctx, revo_errmsg_t *em);
 
+/**
+ * The same, starting after serial @after (NULL: from the first) of @issuer_id (not 0
+ * when @after is given), so that a long walk can be done in pieces, each its own
+ * snapshot, with writes in between.
+ */
+int revo_store_list_after(revo_store_t *st, uint32_t issuer_id, const revo_serial_t *after,
+			  bool revoked_only, revo_list_cb cb, void *ctx, revo_errmsg_t *em);
+
 /* ---- journal ---- */
 
 enum revo_op {
