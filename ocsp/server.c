@@ -18,7 +18,6 @@
 
 #include <errno.h>
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/listener.h>
 #include <event2/thread.h>
@@ -88,13 +87,21 @@ typedef struct generation {
 typedef struct server server_t;
 typedef struct worker worker_t;
 
+/*
+ * A connection: its socket, one persistent read event, a write event added only while
+ * output is pending (so a request answered at once costs no epoll_ctl), one timer for
+ * the idle, read and write timeouts, and its input and output buffers.
+ */
 typedef struct conn {
 	worker_t *w;
-	struct bufferevent *bev;
+	evutil_socket_t fd;
+	struct event *rev, *wev, *tev;
+	struct evbuffer *in, *out;
 	struct conn *prev, *next;
-	int64_t started_ms;  /* first octet of the request being read, 0 when idle */
-	bool deadline_armed; /* the read timeout is the request's deadline */
-	bool paused;         /* reading stopped until the client reads its answers */
+	int64_t started_ms; /* first octet of the request being read, 0 when idle */
+	bool reading;       /* rev is added */
+	bool writing;       /* wev is added */
+	bool paused;        /* reading stopped until the client reads its answers */
 	bool closing;
 } conn_t;
 
@@ -227,12 +234,14 @@ static const issuer_entry_t *find_issuer(const generation_t *g, const revo_ocsp_
 
 /* ---- HTTP output ---- */
 
-/* IMF-fixdate ("Sun, 06 Nov 1994 08:49:37 GMT"), without locale or time zone lookups. */
+/* IMF-fixdate ("Sun, 06 Nov 1994 08:49:37 GMT"), without locale, time zone or printf. */
 static void http_date(int64_t t, char *buf, size_t len)
 {
 	static const char days[7][4] = {"Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"};
 	static const char months[12][4] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
 					   "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+	if (len < 30)
+		return;
 	int64_t d = t / 86400, rem = t % 86400;
 	if (rem < 0) {
 		rem += 86400;
@@ -247,10 +256,35 @@ static void http_date(int64_t t, char *buf, size_t len)
 	int64_t mp = (5 * doy + 2) / 153;
 	int mday = (int)(doy - (153 * mp + 2) / 5 + 1);
 	int mon = (int)(mp < 10 ? mp + 3 : mp - 9);
-	int64_t y = yoe + era * 400 + (mon <= 2);
-	snprintf(buf, len, "%s, %02d %s %04lld %02d:%02d:%02d GMT", days[wday], mday,
-		 months[mon - 1], (long long)y, (int)(rem / 3600), (int)(rem % 3600 / 60),
-		 (int)(rem % 60));
+	int y = (int)(yoe + era * 400 + (mon <= 2));
+	int hh = (int)(rem / 3600), mm = (int)(rem % 3600 / 60), ss = (int)(rem % 60);
+	if (y < 0)
+		y = 0;
+	if (y > 9999)
+		y = 9999;
+	char *p = buf;
+	memcpy(p, days[wday], 3);
+	p[3] = ',';
+	p[4] = ' ';
+	p[5] = (char)('0' + mday / 10);
+	p[6] = (char)('0' + mday % 10);
+	p[7] = ' ';
+	memcpy(p + 8, months[mon - 1], 3);
+	p[11] = ' ';
+	p[12] = (char)('0' + y / 1000);
+	p[13] = (char)('0' + y / 100 % 10);
+	p[14] = (char)('0' + y / 10 % 10);
+	p[15] = (char)('0' + y % 10);
+	p[16] = ' ';
+	p[17] = (char)('0' + hh / 10);
+	p[18] = (char)('0' + hh % 10);
+	p[19] = ':';
+	p[20] = (char)('0' + mm / 10);
+	p[21] = (char)('0' + mm % 10);
+	p[22] = ':';
+	p[23] = (char)('0' + ss / 10);
+	p[24] = (char)('0' + ss % 10);
+	memcpy(p + 25, " GMT", 5);
 }
 
 typedef struct reply {
@@ -286,49 +320,106 @@ static const char *reason_phrase(int code)
 	return "Error";
 }
 
+/* A header being assembled: appends without format parsing (the hot path). */
+typedef struct hbuf {
+	char p[1024];
+	size_t n;
+} hbuf_t;
+
+static void hb_str(hbuf_t *h, const char *s, size_t n)
+{
+	if (h->n + n < sizeof(h->p)) {
+		memcpy(h->p + h->n, s, n);
+		h->n += n;
+	}
+}
+
+#define HB_LIT(h, lit) hb_str((h), (lit), sizeof(lit) - 1)
+
+static void hb_cstr(hbuf_t *h, const char *s)
+{
+	hb_str(h, s, strlen(s));
+}
+
+static void hb_uint(hbuf_t *h, uint64_t v)
+{
+	char tmp[24];
+	size_t n = 0;
+	do {
+		tmp[sizeof(tmp) - 1 - n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	hb_str(h, tmp + sizeof(tmp) - n, n);
+}
+
+static void hb_hex(hbuf_t *h, const uint8_t *p, size_t n)
+{
+	static const char hx[] = "0123456789abcdef";
+	for (size_t i = 0; i < n && h->n + 2 < sizeof(h->p); i++) {
+		h->p[h->n++] = hx[p[i] >> 4];
+		h->p[h->n++] = hx[p[i] & 15];
+	}
+}
+
 static void queue_reply(worker_t *w, conn_t *c, const reply_t *r, bool head_only)
 {
-	char h[1024];
+	hbuf_t h;
+	h.n = 0;
 	int64_t now = revo_now();
 	if (now != w->date_at) {
 		http_date(now, w->date, sizeof(w->date));
 		w->date_at = now;
 	}
-	int n = snprintf(h, sizeof(h), "HTTP/1.1 %d %s\r\nDate: %s\r\nServer: revo\r\n", r->http,
-			 reason_phrase(r->http), w->date);
-	if (r->type)
-		n += snprintf(h + n, sizeof(h) - (size_t)n, "Content-Type: %s\r\n", r->type);
-	if (r->http != 304)
-		n += snprintf(h + n, sizeof(h) - (size_t)n, "Content-Length: %zu\r\n", r->body_len);
+	if (r->http == 200) {
+		HB_LIT(&h, "HTTP/1.1 200 OK\r\nDate: ");
+	} else {
+		HB_LIT(&h, "HTTP/1.1 ");
+		hb_uint(&h, (uint64_t)r->http);
+		HB_LIT(&h, " ");
+		hb_cstr(&h, reason_phrase(r->http));
+		HB_LIT(&h, "\r\nDate: ");
+	}
+	hb_cstr(&h, w->date);
+	HB_LIT(&h, "\r\nServer: revo\r\n");
+	if (r->type) {
+		HB_LIT(&h, "Content-Type: ");
+		hb_cstr(&h, r->type);
+		HB_LIT(&h, "\r\n");
+	}
+	if (r->http != 304) {
+		HB_LIT(&h, "Content-Length: ");
+		hb_uint(&h, r->body_len);
+		HB_LIT(&h, "\r\n");
+	}
 	if (r->cacheable) {
 		int64_t max_age = r->next_update - now;
 		if (max_age > w->srv->cfg->max_age_cap)
 			max_age = w->srv->cfg->max_age_cap;
 		if (max_age < 0)
 			max_age = 0;
-		char lm[40], ex[40], et[33];
-		http_date(r->this_update, lm, sizeof(lm));
-		http_date(r->next_update, ex, sizeof(ex));
-		for (int i = 0; i < 16; i++)
-			snprintf(et + 2 * i, 3, "%02x", r->etag[i]);
-		n += snprintf(
-		    h + n, sizeof(h) - (size_t)n,
-		    "Cache-Control: max-age=%lld, public, no-transform, must-revalidate\r\n"
-		    "Last-Modified: %s\r\nExpires: %s\r\nETag: \"%s\"\r\n",
-		    (long long)max_age, lm, ex, et);
+		char d[40];
+		HB_LIT(&h, "Cache-Control: max-age=");
+		hb_uint(&h, (uint64_t)max_age);
+		HB_LIT(&h, ", public, no-transform, must-revalidate\r\nLast-Modified: ");
+		http_date(r->this_update, d, sizeof(d));
+		hb_cstr(&h, d);
+		HB_LIT(&h, "\r\nExpires: ");
+		http_date(r->next_update, d, sizeof(d));
+		hb_cstr(&h, d);
+		HB_LIT(&h, "\r\nETag: \"");
+		hb_hex(&h, r->etag, 16);
+		HB_LIT(&h, "\"\r\n");
 	} else if (r->http == 200) {
-		n += snprintf(h + n, sizeof(h) - (size_t)n, "Cache-Control: no-store\r\n");
+		HB_LIT(&h, "Cache-Control: no-store\r\n");
 	}
 	if (r->extra)
-		n += snprintf(h + n, sizeof(h) - (size_t)n, "%s", r->extra);
+		hb_cstr(&h, r->extra);
 	if (r->close)
-		n += snprintf(h + n, sizeof(h) - (size_t)n, "Connection: close\r\n");
-	n += snprintf(h + n, sizeof(h) - (size_t)n, "\r\n");
-	struct evbuffer *out = bufferevent_get_output(c->bev);
-	evbuffer_add(out, h, (size_t)n);
+		HB_LIT(&h, "Connection: close\r\n");
+	HB_LIT(&h, "\r\n");
+	evbuffer_add(c->out, h.p, h.n);
 	if (r->body_len && r->http != 304 && !head_only)
-		evbuffer_add(out, r->body, r->body_len);
-	(void)w;
+		evbuffer_add(c->out, r->body, r->body_len);
 }
 
 /* ---- answering ---- */
@@ -602,18 +693,36 @@ static void conn_free(conn_t *c)
 		c->next->prev = c->prev;
 	w->n_conns--;
 	atomic_fetch_sub_explicit(&w->c.conns, 1, memory_order_relaxed);
-	bufferevent_free(c->bev);
+	event_free(c->rev);
+	event_free(c->wev);
+	event_free(c->tev);
+	evbuffer_free(c->in);
+	evbuffer_free(c->out);
+	evutil_closesocket(c->fd);
 	free(c);
 	if (w->draining && w->n_conns == 0)
 		event_base_loopbreak(w->base);
 }
 
+static void set_timer(conn_t *c, int64_t ms)
+{
+	struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+	event_add(c->tev, &tv);
+}
+
+static void stop_reading(conn_t *c)
+{
+	if (c->reading) {
+		event_del(c->rev);
+		c->reading = false;
+	}
+}
+
+/* Mark @c to close once its output is written; the caller then calls flush(). */
 static void close_when_flushed(conn_t *c)
 {
 	c->closing = true;
-	bufferevent_disable(c->bev, EV_READ);
-	if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
-		conn_free(c);
+	stop_reading(c);
 }
 
 /* Output above this stops reading (back-pressure); below OUT_LOW reading resumes. */
@@ -622,19 +731,65 @@ static void close_when_flushed(conn_t *c)
 
 static void process(conn_t *c);
 
-static void write_cb(struct bufferevent *bev, void *arg)
+/*
+ * Write what can be written now (one writev for everything queued). Returns false when
+ * the connection was freed.
+ */
+static bool flush(conn_t *c)
+{
+	size_t left = evbuffer_get_length(c->out);
+	if (left) {
+		int n = evbuffer_write(c->out, c->fd);
+		if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+			conn_free(c);
+			return false;
+		}
+		left = evbuffer_get_length(c->out);
+	}
+	if (left && !c->writing) {
+		event_add(c->wev, NULL);
+		c->writing = true;
+	} else if (!left && c->writing) {
+		event_del(c->wev);
+		c->writing = false;
+	}
+	if (!left && c->closing) {
+		conn_free(c);
+		return false;
+	}
+	return true;
+}
+
+static void write_cb(evutil_socket_t fd, short what, void *arg)
 {
 	conn_t *c = arg;
-	if (c->closing) {
-		conn_free(c);
+	(void)fd;
+	(void)what;
+	if (!flush(c))
+		return;
+	const revo_ocsp_server_cfg_t *cfg = c->w->srv->cfg;
+	if (c->writing) {
+		set_timer(c,
+			  (int64_t)cfg->read_timeout * 1000); /* a client that reads too slowly */
 		return;
 	}
-	if (c->paused && evbuffer_get_length(bufferevent_get_output(bev)) <= OUT_LOW) {
+	if (c->paused && evbuffer_get_length(c->out) <= OUT_LOW) {
 		c->paused = false;
-		bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
-		bufferevent_enable(bev, EV_READ);
+		event_add(c->rev, NULL);
+		c->reading = true;
 		process(c); /* requests already buffered */
+		if (!flush(c))
+			return;
 	}
+	if (!c->started_ms)
+		set_timer(c, (int64_t)cfg->idle_timeout * 1000);
+}
+
+static void timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	conn_free(arg); /* idle, too slow to send a request, or too slow to read answers */
 }
 
 static void http_error(worker_t *w, conn_t *c, int code, bool close, const char *extra)
@@ -680,12 +835,7 @@ static void arm_read_deadline(conn_t *c, int64_t now_ms)
 {
 	const revo_ocsp_server_cfg_t *cfg = c->w->srv->cfg;
 	int64_t left = (int64_t)cfg->read_timeout * 1000 - (now_ms - c->started_ms);
-	if (left < 1)
-		left = 1;
-	struct timeval rt = {(time_t)(left / 1000), (suseconds_t)(left % 1000) * 1000},
-		       wt = {cfg->read_timeout, 0};
-	bufferevent_set_timeouts(c->bev, &rt, &wt);
-	c->deadline_armed = true;
+	set_timer(c, left < 1 ? 1 : left);
 }
 
 /* Handle every complete request in @c's input, in order (pipelining). */
@@ -693,24 +843,18 @@ static void process(conn_t *c)
 {
 	worker_t *w = c->w;
 	const revo_ocsp_server_cfg_t *cfg = w->srv->cfg;
-	struct evbuffer *in = bufferevent_get_input(c->bev);
+	struct evbuffer *in = c->in;
 	while (!c->closing) {
-		if (evbuffer_get_length(bufferevent_get_output(c->bev)) > OUT_HIGH) {
+		if (evbuffer_get_length(c->out) > OUT_HIGH) {
 			/* the client does not read its answers: stop reading its requests */
 			c->paused = true;
-			bufferevent_disable(c->bev, EV_READ);
-			bufferevent_setwatermark(c->bev, EV_WRITE, OUT_LOW, 0);
+			stop_reading(c);
 			return;
 		}
 		size_t avail = evbuffer_get_length(in);
 		if (avail == 0) {
-			if (c->deadline_armed) {
-				/* idle again: the idle timeout applies */
-				c->deadline_armed = false;
-				struct timeval rt = {cfg->idle_timeout, 0},
-					       wt = {cfg->read_timeout, 0};
-				bufferevent_set_timeouts(c->bev, &rt, &wt);
-			}
+			if (c->started_ms)
+				set_timer(c, (int64_t)cfg->idle_timeout * 1000);
 			c->started_ms = 0;
 			return;
 		}
@@ -884,25 +1028,37 @@ static void process(conn_t *c)
 	}
 }
 
-static void read_cb(struct bufferevent *bev, void *arg)
-{
-	(void)bev;
-	process(arg);
-}
-
-static void event_cb(struct bufferevent *bev, short what, void *arg)
+static void read_cb(evutil_socket_t fd, short what, void *arg)
 {
 	conn_t *c = arg;
-	(void)bev;
-	if (what & BEV_EVENT_EOF) {
-		/* half-closed: answer what arrived, then close once written */
-		process(c);
-		if (!c->closing)
-			close_when_flushed(c);
+	(void)what;
+	const revo_ocsp_server_cfg_t *cfg = c->w->srv->cfg;
+	/* never buffer more than one request's worth: the rest waits in the socket */
+	size_t cap = cfg->max_header + cfg->max_body + 4096, have = evbuffer_get_length(c->in);
+	if (have >= cap) {
+		stop_reading(c);
 		return;
 	}
-	/* errors and timeouts */
-	conn_free(c);
+	int n = evbuffer_read(c->in, fd, (int)(cap - have < 65536 ? cap - have : 65536));
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+		return;
+	if (n <= 0) {
+		/* end of input (half-closed) or an error: answer what arrived, then close */
+		stop_reading(c);
+		if (n < 0) {
+			conn_free(c);
+			return;
+		}
+		process(c);
+		close_when_flushed(c);
+		flush(c);
+		return;
+	}
+	process(c);
+	if (!flush(c))
+		return;
+	if (!c->started_ms && !c->writing && !c->closing)
+		set_timer(c, (int64_t)cfg->idle_timeout * 1000);
 }
 
 static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int slen,
@@ -917,29 +1073,44 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 		return;
 	}
 	conn_t *c = calloc(1, sizeof(*c));
-	struct bufferevent *bev =
-	    c ? bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE) : NULL;
-	if (!bev) {
+	if (!c) {
+		evutil_closesocket(fd);
+		return;
+	}
+	c->w = w;
+	c->fd = fd;
+	c->rev = event_new(w->base, fd, EV_READ | EV_PERSIST, read_cb, c);
+	c->wev = event_new(w->base, fd, EV_WRITE | EV_PERSIST, write_cb, c);
+	c->tev = evtimer_new(w->base, timer_cb, c);
+	c->in = evbuffer_new();
+	c->out = evbuffer_new();
+	if (!c->rev || !c->wev || !c->tev || !c->in || !c->out) {
+		if (c->rev)
+			event_free(c->rev);
+		if (c->wev)
+			event_free(c->wev);
+		if (c->tev)
+			event_free(c->tev);
+		if (c->in)
+			evbuffer_free(c->in);
+		if (c->out)
+			evbuffer_free(c->out);
 		free(c);
 		evutil_closesocket(fd);
 		return;
 	}
+	evutil_make_socket_nonblocking(fd);
 	int one = 1;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	c->w = w;
-	c->bev = bev;
 	c->next = w->conns;
 	if (w->conns)
 		w->conns->prev = c;
 	w->conns = c;
 	w->n_conns++;
 	atomic_fetch_add_explicit(&w->c.conns, 1, memory_order_relaxed);
-	struct timeval rt = {w->srv->cfg->idle_timeout, 0}, wt = {w->srv->cfg->read_timeout, 0};
-	bufferevent_set_timeouts(bev, &rt, &wt);
-	bufferevent_setwatermark(bev, EV_READ, 0,
-				 w->srv->cfg->max_header + w->srv->cfg->max_body + 4096);
-	bufferevent_setcb(bev, read_cb, write_cb, event_cb, c);
-	bufferevent_enable(bev, EV_READ | EV_WRITE);
+	event_add(c->rev, NULL);
+	c->reading = true;
+	set_timer(c, (int64_t)w->srv->cfg->idle_timeout * 1000);
 }
 
 /* ---- workers ---- */
@@ -966,9 +1137,10 @@ static void stop_cb(evutil_socket_t fd, short what, void *arg)
 	/* idle keep-alive connections go now; busy ones after their answer */
 	for (conn_t *c = w->conns, *next; c; c = next) {
 		next = c->next;
-		if (!c->started_ms && evbuffer_get_length(bufferevent_get_input(c->bev)) == 0 &&
-		    !c->closing)
+		if (!c->started_ms && evbuffer_get_length(c->in) == 0 && !c->closing) {
 			close_when_flushed(c);
+			flush(c);
+		}
 	}
 	if (w->n_conns == 0) {
 		event_base_loopbreak(w->base);
