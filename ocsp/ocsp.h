@@ -83,6 +83,14 @@ typedef struct revo_ocsp_signer {
 	EVP_PKEY *key;
 	uint32_t issuer_id;
 	revo_issuer_hashes_t hashes;
+	/* prepared once by revo_ocsp_signer_load: what every response repeats */
+	uint8_t key_id[20]; /* responderID byKey: SHA-1 of the signer's public key */
+	uint8_t *alg_der;   /* signatureAlgorithm */
+	size_t alg_len;
+	uint8_t *certs_der; /* certs [0]: the signer certificate (and the CA's) */
+	size_t certs_len;
+	const EVP_MD *md; /* NULL for EdDSA */
+	bool pss;
 } revo_ocsp_signer_t;
 
 /** One answer of a response. */

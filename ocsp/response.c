@@ -7,6 +7,11 @@
 
 #include "pki/der.h"
 #include "pki/key.h"
+#include "pki/timefmt.h"
+
+#include <openssl/core_names.h>
+#include <openssl/params.h>
+#include <openssl/rsa.h>
 
 #include <openssl/err.h>
 #include <openssl/ocsp.h>
@@ -47,93 +52,218 @@ size_t revo_ocsp_certid(int hash, const revo_issuer_hashes_t *hashes, const revo
 }
 
 /* Add the extension @oid (dotted) with the DER value @v to the response extensions. */
-static int add_octet_ext(OCSP_BASICRESP *bs, const char *oid, const uint8_t *v, size_t n)
+/*
+ * BasicOCSPResponse encoded by hand (RFC 6960 4.2.1, EXPLICIT TAGS): this is the signing
+ * path of every on-demand answer and of pre-signing, and OpenSSL's object model costs
+ * about as much as the signature itself. Everything that repeats (responder key hash,
+ * algorithm, certificates) is prepared once per signer.
+ */
+static const uint8_t OID_NONCE[] = {0x06, 0x09, 0x2b, 0x06, 0x01, 0x05,
+				    0x05, 0x07, 0x30, 0x01, 0x02};
+static const uint8_t OID_EXT_REVOKE[] = {0x06, 0x09, 0x2b, 0x06, 0x01, 0x05,
+					 0x05, 0x07, 0x30, 0x01, 0x09};
+static const uint8_t OID_BASIC[] = {0x06, 0x09, 0x2b, 0x06, 0x01, 0x05,
+				    0x05, 0x07, 0x30, 0x01, 0x01};
+
+static void gentime(revo_der_t *d, int64_t t)
 {
-	ASN1_OCTET_STRING *os = ASN1_OCTET_STRING_new();
-	ASN1_OBJECT *obj = OBJ_txt2obj(oid, 1);
-	X509_EXTENSION *ext = NULL;
-	int ok = os && obj && ASN1_OCTET_STRING_set(os, v, (int)n) &&
-		 (ext = X509_EXTENSION_create_by_OBJ(NULL, obj, 0, os)) != NULL &&
-		 OCSP_BASICRESP_add_ext(bs, ext, -1);
-	X509_EXTENSION_free(ext);
-	ASN1_OBJECT_free(obj);
-	ASN1_OCTET_STRING_free(os);
-	return ok;
+	uint8_t b[32];
+	revo_der_raw(d, b, revo_der_time(b, t, true));
+}
+
+static void add_ext(revo_der_t *exts, const uint8_t *oid, size_t oidlen, const uint8_t *v, size_t n)
+{
+	revo_der_t e;
+	revo_der_init(&e);
+	revo_der_raw(&e, oid, oidlen);
+	revo_der_tlv(&e, REVO_DER_OCTET_STRING, v, n);
+	revo_der_wrap(exts, REVO_DER_SEQUENCE, &e);
+	revo_der_free(&e);
 }
 
 int revo_ocsp_sign(const revo_ocsp_signer_t *s, const revo_ocsp_single_t *singles, size_t n,
 		   bool extended_revoke, const uint8_t *nonce_ext, size_t nonce_len, uint8_t **der,
 		   size_t *der_len, revo_errmsg_t *em)
 {
-	OCSP_BASICRESP *bs = OCSP_BASICRESP_new();
-	OCSP_RESPONSE *resp = NULL;
-	EVP_MD_CTX *mctx = NULL;
-	int rc = REVO_ECRYPTO;
-	if (!bs)
-		return REVO_ENOMEM;
+	revo_der_t rd, resp, tmp, one, basic, out;
+	revo_der_init(&rd);
+	revo_der_init(&resp);
+	revo_der_init(&tmp);
+	revo_der_init(&one);
+	revo_der_init(&basic);
+	revo_der_init(&out);
+	int rc = REVO_OK;
+	int64_t now = revo_now();
+
+	/* responderID byKey [2] EXPLICIT KeyHash, producedAt */
+	revo_der_tlv(&tmp, REVO_DER_OCTET_STRING, s->key_id, sizeof(s->key_id));
+	revo_der_wrap(&rd, REVO_DER_CTX(2), &tmp);
+	gentime(&rd, now);
 	for (size_t i = 0; i < n; i++) {
-		const revo_ocsp_single_t *one = &singles[i];
-		const unsigned char *p = one->certid_der;
-		OCSP_CERTID *cid = d2i_OCSP_CERTID(NULL, &p, (long)one->certid_len);
-		ASN1_TIME *tu = ASN1_TIME_set(NULL, (time_t)one->this_update);
-		ASN1_TIME *nu = ASN1_TIME_set(NULL, (time_t)one->next_update);
-		ASN1_TIME *rt = one->status == REVO_STATUS_REVOKED
-				    ? ASN1_TIME_set(NULL, (time_t)one->revoked_at)
-				    : NULL;
-		int status = one->status == REVO_STATUS_GOOD      ? V_OCSP_CERTSTATUS_GOOD
-			     : one->status == REVO_STATUS_REVOKED ? V_OCSP_CERTSTATUS_REVOKED
-								  : V_OCSP_CERTSTATUS_UNKNOWN;
-		int reason = one->status == REVO_STATUS_REVOKED && one->reason > 0
-				 ? one->reason
-				 : OCSP_REVOKED_STATUS_NOSTATUS;
-		int ok = cid && tu && nu && (one->status != REVO_STATUS_REVOKED || rt) &&
-			 OCSP_basic_add1_status(bs, cid, status, reason, rt, tu, nu) != NULL;
-		OCSP_CERTID_free(cid);
-		ASN1_TIME_free(tu);
-		ASN1_TIME_free(nu);
-		ASN1_TIME_free(rt);
-		if (!ok) {
-			rc = revo_err_set_ssl(em, REVO_ECRYPTO, "cannot build the OCSP answer");
-			goto out;
+		const revo_ocsp_single_t *sr = &singles[i];
+		revo_der_reset(&one);
+		revo_der_raw(&one, sr->certid_der, sr->certid_len);
+		if (sr->status == REVO_STATUS_GOOD) {
+			static const uint8_t good[] = {0x80, 0x00};
+			revo_der_raw(&one, good, 2);
+		} else if (sr->status == REVO_STATUS_REVOKED) {
+			revo_der_reset(&tmp);
+			gentime(&tmp, sr->revoked_at);
+			if (sr->reason > 0) {
+				uint8_t r[] = {0xa0, 0x03, 0x0a, 0x01, (uint8_t)sr->reason};
+				revo_der_raw(&tmp, r, sizeof(r));
+			}
+			revo_der_wrap(&one, REVO_DER_CTX(1), &tmp);
+		} else {
+			static const uint8_t unknown[] = {0x82, 0x00};
+			revo_der_raw(&one, unknown, 2);
 		}
+		gentime(&one, sr->this_update);
+		revo_der_reset(&tmp);
+		gentime(&tmp, sr->next_update);
+		revo_der_wrap(&one, REVO_DER_CTX(0), &tmp);
+		revo_der_wrap(&resp, REVO_DER_SEQUENCE, &one);
 	}
-	/* RFC 6960 2.2 id-pkix-ocsp-extended-revoke (OpenSSL's NID for .8 is another one) */
-	static const uint8_t null_value[] = {0x05, 0x00};
-	if (extended_revoke &&
-	    !add_octet_ext(bs, "1.3.6.1.5.5.7.48.1.9", null_value, sizeof(null_value))) {
-		rc = revo_err_set_ssl(em, REVO_ECRYPTO, "cannot add the extended revoke extension");
+	revo_der_wrap(&rd, REVO_DER_SEQUENCE, &resp);
+	if (extended_revoke || nonce_ext) {
+		static const uint8_t null_value[] = {0x05, 0x00};
+		revo_der_t exts;
+		revo_der_init(&exts);
+		if (nonce_ext)
+			add_ext(&exts, OID_NONCE, sizeof(OID_NONCE), nonce_ext, nonce_len);
+		if (extended_revoke) /* RFC 6960 2.2 id-pkix-ocsp-extended-revoke */
+			add_ext(&exts, OID_EXT_REVOKE, sizeof(OID_EXT_REVOKE), null_value, 2);
+		revo_der_reset(&tmp);
+		revo_der_wrap(&tmp, REVO_DER_SEQUENCE, &exts);
+		revo_der_wrap(&rd, REVO_DER_CTX(1), &tmp);
+		revo_der_free(&exts);
+	}
+	/* tbsResponseData */
+	revo_der_wrap(&basic, REVO_DER_SEQUENCE, &rd);
+	if (basic.oom) {
+		rc = REVO_ENOMEM;
 		goto out;
 	}
-	if (nonce_ext && !add_octet_ext(bs, "1.3.6.1.5.5.7.48.1.2", nonce_ext, nonce_len)) {
-		rc = revo_err_set_ssl(em, REVO_ECRYPTO, "cannot add the nonce");
-		goto out;
-	}
-	mctx = EVP_MD_CTX_new();
-	/*
-	 * The signer certificate travels in the response, the CA's too: GnuTLS and nginx
-	 * look for a key-hash responder only among the response's certificates.
-	 */
-	unsigned long flags = OCSP_RESPID_KEY;
-	if (!mctx || EVP_DigestSignInit(mctx, NULL, revo_key_digest(s->key), NULL, s->key) != 1 ||
-	    OCSP_basic_sign_ctx(bs, s->cert, mctx, NULL, flags) != 1) {
+	size_t tbs_len = basic.len;
+	uint8_t sig[1024];
+	size_t siglen = sizeof(sig);
+	EVP_MD_CTX *mctx = EVP_MD_CTX_new();
+	EVP_PKEY_CTX *pctx = NULL;
+	int ok = mctx && EVP_DigestSignInit(mctx, &pctx, s->md, NULL, s->key) == 1;
+	if (ok && s->pss)
+		ok = EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING) == 1 &&
+		     EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, RSA_PSS_SALTLEN_DIGEST) == 1;
+	ok = ok && EVP_DigestSign(mctx, sig, &siglen, basic.p, tbs_len) == 1;
+	EVP_MD_CTX_free(mctx);
+	if (!ok) {
 		rc = revo_err_set_ssl(em, REVO_ECRYPTO, "signing the OCSP response failed");
 		goto out;
 	}
-	resp = OCSP_response_create(OCSP_RESPONSE_STATUS_SUCCESSFUL, bs);
-	unsigned char *out = NULL;
-	int len = resp ? i2d_OCSP_RESPONSE(resp, &out) : -1;
-	if (len <= 0) {
-		rc = revo_err_set_ssl(em, REVO_ECRYPTO, "cannot encode the OCSP response");
+	revo_der_raw(&basic, s->alg_der, s->alg_len);
+	uint8_t h[8];
+	revo_der_raw(&basic, h, revo_der_hdr(h, REVO_DER_BIT_STRING, siglen + 1));
+	revo_der_raw(&basic, "", 1);
+	revo_der_raw(&basic, sig, siglen);
+	revo_der_raw(&basic, s->certs_der, s->certs_len);
+	/* OCSPResponse { successful, [0] ResponseBytes { id-pkix-ocsp-basic, OCTET STRING } } */
+	revo_der_reset(&tmp);
+	revo_der_wrap(&tmp, REVO_DER_SEQUENCE, &basic);
+	revo_der_reset(&one);
+	revo_der_raw(&one, OID_BASIC, sizeof(OID_BASIC));
+	revo_der_wrap(&one, REVO_DER_OCTET_STRING, &tmp);
+	revo_der_reset(&tmp);
+	revo_der_wrap(&tmp, REVO_DER_SEQUENCE, &one);
+	revo_der_reset(&resp);
+	static const uint8_t successful[] = {0x0a, 0x01, 0x00};
+	revo_der_raw(&resp, successful, sizeof(successful));
+	revo_der_wrap(&resp, REVO_DER_CTX(0), &tmp);
+	revo_der_wrap(&out, REVO_DER_SEQUENCE, &resp);
+	if (out.oom || tmp.oom || one.oom || resp.oom) {
+		rc = REVO_ENOMEM;
 		goto out;
 	}
-	*der = out;
-	*der_len = (size_t)len;
-	rc = REVO_OK;
+	*der = OPENSSL_malloc(out.len);
+	if (!*der) {
+		rc = REVO_ENOMEM;
+		goto out;
+	}
+	memcpy(*der, out.p, out.len);
+	*der_len = out.len;
 out:
-	EVP_MD_CTX_free(mctx);
-	OCSP_RESPONSE_free(resp);
-	OCSP_BASICRESP_free(bs);
+	revo_der_free(&rd);
+	revo_der_free(&resp);
+	revo_der_free(&tmp);
+	revo_der_free(&one);
+	revo_der_free(&basic);
+	revo_der_free(&out);
 	return rc;
+}
+
+/* Prepare what every response of @s repeats. */
+static int signer_prepare(revo_ocsp_signer_t *s, revo_errmsg_t *em)
+{
+	unsigned int kl = 0;
+	if (!X509_pubkey_digest(s->cert, EVP_sha1(), s->key_id, &kl) || kl != 20)
+		return revo_err_set_ssl(em, REVO_ECRYPTO, "cannot hash the responder key");
+	s->md = revo_key_digest(s->key);
+	s->pss = EVP_PKEY_get_base_id(s->key) == EVP_PKEY_RSA_PSS;
+	/* the AlgorithmIdentifier the signing context produces (as for CRLs) */
+	EVP_MD_CTX *m = EVP_MD_CTX_new();
+	EVP_PKEY_CTX *pctx = NULL;
+	unsigned char aid[256];
+	OSSL_PARAM params[] = {
+	    OSSL_PARAM_octet_string(OSSL_SIGNATURE_PARAM_ALGORITHM_ID, aid, sizeof(aid)),
+	    OSSL_PARAM_END,
+	};
+	int ok = m && EVP_DigestSignInit(m, &pctx, s->md, NULL, s->key) == 1;
+	if (ok && EVP_PKEY_CTX_get_params(pctx, params) == 1 && OSSL_PARAM_modified(&params[0])) {
+		s->alg_der = OPENSSL_memdup(aid, params[0].return_size);
+		s->alg_len = params[0].return_size;
+	} else {
+		int sig_nid, base = EVP_PKEY_get_base_id(s->key);
+		X509_ALGOR *a = X509_ALGOR_new();
+		unsigned char *d = NULL;
+		int n = -1;
+		if (a && s->md && OBJ_find_sigid_by_algs(&sig_nid, EVP_MD_get_type(s->md), base) &&
+		    X509_ALGOR_set0(a, OBJ_nid2obj(sig_nid),
+				    base == EVP_PKEY_RSA ? V_ASN1_NULL : V_ASN1_UNDEF, NULL))
+			n = i2d_X509_ALGOR(a, &d);
+		X509_ALGOR_free(a);
+		if (n > 0) {
+			s->alg_der = OPENSSL_memdup(d, (size_t)n);
+			s->alg_len = (size_t)n;
+		}
+		OPENSSL_free(d);
+	}
+	EVP_MD_CTX_free(m);
+	ERR_clear_error();
+	if (!s->alg_der)
+		return revo_err_set(em, REVO_ECRYPTO,
+				    "no signature algorithm for the responder key");
+	/* certs [0] EXPLICIT SEQUENCE OF Certificate: the signer, and the CA when delegated
+	 * too (GnuTLS and nginx look for a key-hash responder among these) */
+	revo_der_t list, wrapped, seq;
+	revo_der_init(&list);
+	revo_der_init(&wrapped);
+	revo_der_init(&seq);
+	X509 *certs[2] = {s->cert, s->cert != s->ca ? s->ca : NULL};
+	for (int i = 0; i < 2 && certs[i]; i++) {
+		unsigned char *d = NULL;
+		int n = i2d_X509(certs[i], &d);
+		if (n > 0)
+			revo_der_raw(&list, d, (size_t)n);
+		OPENSSL_free(d);
+	}
+	revo_der_wrap(&seq, REVO_DER_SEQUENCE, &list);
+	revo_der_wrap(&wrapped, REVO_DER_CTX(0), &seq);
+	if (!wrapped.oom) {
+		s->certs_der = OPENSSL_memdup(wrapped.p, wrapped.len);
+		s->certs_len = wrapped.len;
+	}
+	revo_der_free(&list);
+	revo_der_free(&wrapped);
+	revo_der_free(&seq);
+	return s->certs_der ? REVO_OK : REVO_ENOMEM;
 }
 
 int revo_ocsp_signer_load(const revo_issuer_t *is, bool prefer_ca, const char *pass_file,
@@ -172,6 +302,8 @@ int revo_ocsp_signer_load(const revo_issuer_t *is, bool prefer_ca, const char *p
 	if (rc == 0 && (rc = revo_key_matches(out->key, out->cert, em)) != 0)
 		revo_err_set(em, rc, "issuer '%s': the %s key does not match its certificate",
 			     is->name, delegated ? "OCSP" : "CA");
+	if (rc == 0)
+		rc = signer_prepare(out, em);
 	if (rc)
 		revo_ocsp_signer_free(out);
 	return rc;
@@ -183,5 +315,7 @@ void revo_ocsp_signer_free(revo_ocsp_signer_t *s)
 		X509_free(s->cert);
 	X509_free(s->ca);
 	EVP_PKEY_free(s->key);
+	OPENSSL_free(s->alg_der);
+	OPENSSL_free(s->certs_der);
 	memset(s, 0, sizeof(*s));
 }

@@ -1451,6 +1451,14 @@ int revo_ocsp_serve(const revo_ocsp_server_cfg_t *cfg, revo_errmsg_t *em)
 		goto out_workers;
 	}
 	atomic_store(&s->store_ok, 1);
+	{
+		/* the first count before the first answer: /healthz is right from the start */
+		revo_reader_t *r0;
+		if (revo_reader_open(s->st, &r0, NULL) == 0) {
+			health_scan(s, r0);
+			revo_reader_close(r0);
+		}
+	}
 	pthread_create(&s->maint, NULL, maint_main, s);
 	for (int i = 0; i < n_threads; i++)
 		pthread_create(&s->workers[i].tid, NULL, worker_main, &s->workers[i]);
