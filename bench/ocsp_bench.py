@@ -193,7 +193,10 @@ def start_nginx(work, resp_path):
     d = f"{work}/nginx"
     os.makedirs(f"{d}/tmp", exist_ok=True)
     port = free_port()
-    conf = f"""worker_processes 2;
+    # nginx's workers drop to "nobody" when it starts as root: they could not read the
+    # response file in our private work directory
+    user = "user root;\n" if os.geteuid() == 0 else ""
+    conf = f"""{user}worker_processes 2;
 daemon off;
 master_process on;
 pid {d}/nginx.pid;
