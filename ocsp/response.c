@@ -240,13 +240,16 @@ static int signer_prepare(revo_ocsp_signer_t *s, revo_errmsg_t *em)
 	if (!s->alg_der)
 		return revo_err_set(em, REVO_ECRYPTO,
 				    "no signature algorithm for the responder key");
-	/* certs [0] EXPLICIT SEQUENCE OF Certificate: the signer, and the CA when delegated
-	 * too (GnuTLS and nginx look for a key-hash responder among these) */
+	/*
+	 * certs [0] EXPLICIT SEQUENCE OF Certificate: the signer's certificate, the CA's own
+	 * too when the CA signs (GnuTLS and nginx look for a key-hash responder only among
+	 * these); a delegated responder's CA is the one the client already has.
+	 */
 	revo_der_t list, wrapped, seq;
 	revo_der_init(&list);
 	revo_der_init(&wrapped);
 	revo_der_init(&seq);
-	X509 *certs[2] = {s->cert, s->cert != s->ca ? s->ca : NULL};
+	X509 *certs[2] = {s->cert, NULL};
 	for (int i = 0; i < 2 && certs[i]; i++) {
 		unsigned char *d = NULL;
 		int n = i2d_X509(certs[i], &d);
