@@ -23,6 +23,7 @@ import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "integration"))
+sys.path.insert(0, os.path.join(HERE, "..", "tests"))
 import ocsp_helpers as O  # noqa: E402  (OCSP request DER)
 import publish_helpers as P  # noqa: E402  (the radosgw set-up the tests use)
 
