@@ -221,10 +221,15 @@ int revo_ocsp_request_from_path(const char *path, size_t path_len, uint8_t *buf,
 				size_t max_ids, revo_ocsp_request_t *out)
 {
 	char dec[8192];
-	size_t n = 0;
+	size_t n = 0, last_literal = 0;
+	bool have_literal = false;
 	for (size_t i = 0; i < path_len && path[i] != '?' && path[i] != '#'; i++) {
 		if (n == sizeof(dec))
 			return REVO_EINVAL;
+		if (path[i] == '/') {
+			last_literal = n;
+			have_literal = true;
+		}
 		if (path[i] == '%') {
 			if (i + 2 >= path_len)
 				return REVO_EINVAL;
@@ -238,9 +243,18 @@ int revo_ocsp_request_from_path(const char *path, size_t path_len, uint8_t *buf,
 			dec[n++] = path[i];
 		}
 	}
-	/* the request starts after one of the slashes: try each, leftmost first */
+	/*
+	 * Clients that follow RFC 6960 A.1 percent-encode the base64, so the request is what
+	 * follows the last literal '/': try that first. Others leave '/' of the base64 as is:
+	 * then the request starts after one of the slashes, tried leftmost first.
+	 */
+	if (have_literal) {
+		long dl = b64_decode(dec + last_literal + 1, n - last_literal - 1, buf, cap);
+		if (dl > 0 && revo_ocsp_request_parse(buf, (size_t)dl, max_ids, out) == 0)
+			return REVO_OK;
+	}
 	for (size_t i = 0; i < n; i++) {
-		if (dec[i] != '/')
+		if (dec[i] != '/' || (have_literal && i == last_literal))
 			continue;
 		long dl = b64_decode(dec + i + 1, n - i - 1, buf, cap);
 		if (dl > 0 && revo_ocsp_request_parse(buf, (size_t)dl, max_ids, out) == 0)
