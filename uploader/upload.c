@@ -529,6 +529,36 @@ static int upload_s3(const revo_target_t *t, const target_url_t *u, const revo_c
 		res->retryable = true;
 		goto out_creds;
 	}
+	if (r.status == 412 && remote_etag[0]) {
+		/*
+		 * If-Match refused. Either the object changed since it was read (someone else
+		 * wrote: read it again next attempt), or the store does not honour If-Match on
+		 * PUT (Ceph radosgw answers 412 whatever the ETag). Read it again now: unchanged,
+		 * and still not newer than ours, means the latter, and the PUT goes without it.
+		 */
+		http_resp_free(&r);
+		http_req_t h2 = {.method = "HEAD", .url = url, .creds = &creds, .region = region,
+				 .service = "s3"};
+		if ((rc = http_do(&h2, &r, em)) != 0) {
+			res->retryable = true;
+			goto out_creds;
+		}
+		bool unchanged = r.status == 200 && strcmp(r.etag, remote_etag) == 0 &&
+				 strtoull(r.crl_number, NULL, 10) <= crl->number;
+		http_resp_free(&r);
+		if (!unchanged) {
+			res->retryable = true;
+			rc = revo_err_set(em, REVO_EIO,
+					  "%s changed while uploading (If-Match failed): will retry",
+					  what);
+			goto out_creds;
+		}
+		headers[--nh] = NULL; /* drop If-Match, the last header */
+		if ((rc = http_do(&q, &r, em)) != 0) {
+			res->retryable = true;
+			goto out_creds;
+		}
+	}
 	if (r.status != 200) {
 		rc = http_fail(what, &r, res, em);
 		http_resp_free(&r);
