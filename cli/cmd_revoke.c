@@ -429,7 +429,7 @@ static json_t *publish_and_wait(cli_t *cli, const revo_change_t *ch,
 		revo_errmsg_t em = {{0}};
 		bool ran = false;
 		int rc = revo_publish_now(cli->store, cli->store_dir, id, serials, ns, pass_file,
-					  force, tl_cb, &tl, &ran, &em);
+					  force, deadline, tl_cb, &tl, &ran, &em);
 		if (ran) {
 			if (rc) {
 				*ok = false;
@@ -443,7 +443,7 @@ static json_t *publish_and_wait(cli_t *cli, const revo_change_t *ch,
 			snprintf(msg, sizeof(msg), "publisher pid %ld is running: waiting for it",
 				 pid);
 			tl_event(&tl, "info", NULL, msg);
-			bool ocsp_done = false;
+			bool ocsp_done = false, crl_seen = false;
 			revo_target_t *ts = NULL;
 			size_t nt = 0;
 			bool *done = NULL;
@@ -468,6 +468,16 @@ static json_t *publish_and_wait(cli_t *cli, const revo_change_t *ch,
 						tl_event(&tl, "ocsp", NULL,
 							 "OCSP responses re-signed");
 					}
+				}
+				revo_crl_state_t cs;
+				if (!crl_seen &&
+				    revo_store_crl_state(cli->store, id, &cs, NULL) == 0 &&
+				    cs.base_seq >= need_seq) {
+					crl_seen = true;
+					snprintf(msg, sizeof(msg),
+						 "CRL %llu built by the publisher",
+						 (unsigned long long)cs.base_number);
+					tl_event(&tl, "crl", NULL, msg);
 				}
 				revo_targets_free(ts, nt);
 				ts = NULL;

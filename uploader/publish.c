@@ -702,27 +702,38 @@ typedef struct now_job {
 	pub_t *p;
 	target_worker_t *w;
 	blob_ref_t *b;
+	int64_t deadline_ms;
 	bool ok;
 } now_job_t;
 
 static void *now_main(void *arg)
 {
 	now_job_t *j = arg;
-	for (int i = 0; i < 3; i++) {
+	revo_upload_set_deadline(j->deadline_ms);
+	int64_t backoff = 200;
+	for (;;) {
 		if (attempt(j->p, j->w, j->b)) {
 			j->ok = j->w->t.failures == 0 && j->w->t.crl_number == j->b->b.number;
-			return NULL;
+			break;
 		}
-		struct timespec ts = {0, (long)(200 << i) * 1000000L};
+		/* retryable: again until the deadline (or three times without one) */
+		int64_t left = j->deadline_ms ? j->deadline_ms - mono_ms() : 0;
+		if ((!j->deadline_ms && j->w->t.failures >= 3) ||
+		    (j->deadline_ms && left <= backoff))
+			break;
+		struct timespec ts = {(time_t)(backoff / 1000), (long)(backoff % 1000) * 1000000L};
 		nanosleep(&ts, NULL);
+		if (backoff < 2000)
+			backoff *= 2;
 	}
+	revo_upload_set_deadline(0);
 	return NULL;
 }
 
 int revo_publish_now(revo_store_t *st, const char *store_dir, uint32_t issuer_id,
 		     const revo_serial_t *serials, size_t n_serials, const char *pass_file,
-		     bool force_perms, revo_publish_cb cb, void *cb_ctx, bool *ran,
-		     revo_errmsg_t *em)
+		     bool force_perms, int64_t deadline_ms, revo_publish_cb cb, void *cb_ctx,
+		     bool *ran, revo_errmsg_t *em)
 {
 	*ran = false;
 	long holder = 0;
@@ -777,7 +788,8 @@ int revo_publish_now(revo_store_t *st, const char *store_dir, uint32_t issuer_id
 		ws[nj].p = &p;
 		ws[nj].t = ts[i];
 		memset(&ts[i], 0, sizeof(ts[i]));
-		jobs[nj] = (now_job_t){.p = &p, .w = &ws[nj], .b = c.crl};
+		jobs[nj] =
+		    (now_job_t){.p = &p, .w = &ws[nj], .b = c.crl, .deadline_ms = deadline_ms};
 		if (pthread_create(&tids[nj], NULL, now_main, &jobs[nj]) != 0)
 			now_main(&jobs[nj]);
 		else

@@ -189,9 +189,33 @@ typedef struct http_req {
 	const char *region, *service;
 } http_req_t;
 
+static __thread int64_t tl_deadline_ms;
+
+void revo_upload_set_deadline(int64_t deadline_ms)
+{
+	tl_deadline_ms = deadline_ms;
+}
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 static int http_do(const http_req_t *q, http_resp_t *r, revo_errmsg_t *em)
 {
 	memset(r, 0, sizeof(*r));
+	long timeout_ms = 300000, connect_ms = 10000;
+	if (tl_deadline_ms) {
+		int64_t left = tl_deadline_ms - mono_ms();
+		if (left <= 0)
+			return revo_err_set(em, REVO_EIO, "%s %s: out of time", q->method, q->url);
+		if (left < timeout_ms)
+			timeout_ms = (long)left;
+		if (left < connect_ms)
+			connect_ms = (long)left;
+	}
 	CURL *c = curl_easy_init();
 	if (!c)
 		return REVO_ENOMEM;
@@ -217,10 +241,10 @@ static int http_do(const http_req_t *q, http_resp_t *r, revo_errmsg_t *em)
 	}
 	curl_easy_setopt(c, CURLOPT_URL, q->url);
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 10L);
+	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, connect_ms);
 	curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
 	curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, 20L);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT, 300L);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms);
 	curl_easy_setopt(c, CURLOPT_USERAGENT, "revo/" REVO_VERSION);
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, write_cb);
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
@@ -305,8 +329,13 @@ static int http_fail(const char *what, const http_resp_t *r, revo_upload_result_
 		return revo_err_set(em, REVO_EACCES, "%s: HTTP %ld %s: the clock is off", what,
 				    r->status, code);
 	if (r->status == 403)
-		return revo_err_set(em, REVO_EACCES, "%s: HTTP 403 %s: access denied", what, code);
-	return revo_err_set(em, REVO_EINVAL, "%s: HTTP %ld %s", what, r->status, code);
+		return revo_err_set(
+		    em, REVO_EACCES,
+		    "%s: HTTP 403%s%s: access denied (check the credentials, the clock "
+		    "and the bucket policy)",
+		    what, code[0] ? " " : "", code);
+	return revo_err_set(em, REVO_EINVAL, "%s: HTTP %ld%s%s", what, r->status,
+			    code[0] ? " " : "", code);
 }
 
 /* ---- URL forms ---- */
@@ -537,7 +566,10 @@ static int upload_s3(const revo_target_t *t, const target_url_t *u, const revo_c
 		 * and still not newer than ours, means the latter, and the PUT goes without it.
 		 */
 		http_resp_free(&r);
-		http_req_t h2 = {.method = "HEAD", .url = url, .creds = &creds, .region = region,
+		http_req_t h2 = {.method = "HEAD",
+				 .url = url,
+				 .creds = &creds,
+				 .region = region,
 				 .service = "s3"};
 		if ((rc = http_do(&h2, &r, em)) != 0) {
 			res->retryable = true;
@@ -548,9 +580,9 @@ static int upload_s3(const revo_target_t *t, const target_url_t *u, const revo_c
 		http_resp_free(&r);
 		if (!unchanged) {
 			res->retryable = true;
-			rc = revo_err_set(em, REVO_EIO,
-					  "%s changed while uploading (If-Match failed): will retry",
-					  what);
+			rc = revo_err_set(
+			    em, REVO_EIO,
+			    "%s changed while uploading (If-Match failed): will retry", what);
 			goto out_creds;
 		}
 		headers[--nh] = NULL; /* drop If-Match, the last header */
@@ -672,9 +704,14 @@ static int upload_ra(const revo_target_t *t, const target_url_t *u, const revo_c
 		/* how many entries would fit, at this CRL's size per entry */
 		size_t fit = 0;
 		if (crl->entries) {
-			double per = (double)crl->der_len / (double)crl->entries;
-			double limit_der = (double)REVO_CRLDATA_LIMIT * 0.74 * 48.0 / 49.0 - 64;
-			fit = (size_t)(limit_der / per);
+			/* the largest DER whose base64(PEM) fits: PEM is 48 octets of armour, the
+			 * base64 of the DER and a newline per 64 characters */
+			double limit_der =
+			    ((double)REVO_CRLDATA_LIMIT * 3 / 4 - 48) * 3 / 4 * 64 / 65;
+			double fixed = 512; /* header, extensions, signature: not per entry */
+			double per = ((double)crl->der_len - fixed) / (double)crl->entries;
+			if (per > 0 && limit_der > fixed)
+				fit = (size_t)((limit_der - fixed) / per);
 		}
 		return revo_err_set(
 		    em, REVO_EINVAL,
@@ -742,8 +779,13 @@ static int upload_ra(const revo_target_t *t, const target_url_t *u, const revo_c
 		body = json_pack("{s:s}", "crlData", data);
 		rc = ra_call("PATCH", base, path, body, &creds, region, &r, &ans, em);
 	} else {
+		/* the API allows [ a-zA-Z0-9-_] in names */
 		char name[128];
 		snprintf(name, sizeof(name), "revo-%s", crl->issuer ? crl->issuer : "crl");
+		for (char *c = name; *c; c++)
+			if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
+			      (*c >= '0' && *c <= '9') || *c == '-' || *c == '_' || *c == ' '))
+				*c = '-';
 		body = json_pack("{s:s, s:s, s:s, s:b}", "name", name, "crlData", data,
 				 "trustAnchorArn", t->trust_anchor, "enabled", 1);
 		rc = ra_call("POST", base, "/crls", body, &creds, region, &r, &ans, em);
@@ -778,7 +820,7 @@ static int upload_ra(const revo_target_t *t, const target_url_t *u, const revo_c
 		http_resp_free(&r);
 		json_decref(ans);
 		ans = NULL;
-		snprintf(path, sizeof(path), "/crl/%s/enable", got_id);
+		snprintf(path, sizeof(path), "/crl/%s/enable", res->remote_id);
 		if ((rc = ra_call("POST", base, path, NULL, &creds, region, &r, &ans, em)) != 0) {
 			res->retryable = true;
 			goto out;

@@ -137,13 +137,21 @@ int revo_publish_run(const revo_publish_cfg_t *cfg, revo_errmsg_t *em);
 
 /**
  * For `revo revoke --publish`: when no publisher runs, do one round for @issuer_id here
- * (taking the lock) and return 0; *@ran tells whether it did. When a publisher holds the
+ * (taking the lock), retrying each target until @deadline_ms (monotonic ms), and return
+ * 0; *@ran tells whether it did. When a publisher holds the
  * lock, return 0 with *@ran false and let the caller watch the store.
  */
 int revo_publish_now(revo_store_t *st, const char *store_dir, uint32_t issuer_id,
 		     const revo_serial_t *serials, size_t n_serials, const char *pass_file,
-		     bool force_perms, revo_publish_cb cb, void *cb_ctx, bool *ran,
-		     revo_errmsg_t *em);
+		     bool force_perms, int64_t deadline_ms, revo_publish_cb cb, void *cb_ctx,
+		     bool *ran, revo_errmsg_t *em);
+
+/**
+ * Bound every HTTP exchange of the calling thread by @deadline_ms (CLOCK_MONOTONIC
+ * milliseconds; 0: no bound): `revo revoke --publish --wait` returns in time even when a
+ * target stalls.
+ */
+void revo_upload_set_deadline(int64_t deadline_ms);
 
 /** Whether a publisher holds the lock of @store_dir; *@pid gets its pid when known. */
 bool revo_publish_running(const char *store_dir, long *pid);
