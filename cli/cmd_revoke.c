@@ -382,8 +382,7 @@ static void tl_cb(void *ctx, int ev, const char *target, const char *msg)
 	static const char *const names[] = {"committed", "ocsp",    "crl", "uploaded",
 					    "failed",    "skipped", "info"};
 	struct timeline *tl = ctx;
-	if (ev == REVO_EV_UPLOAD_FAILED)
-		tl->failed = true;
+	/* a failed attempt is reported, but only the final outcome (retries included) counts */
 	tl_event(tl, names[ev], target, msg);
 }
 

@@ -7,7 +7,8 @@ build_pkgs=(gcc meson ninja-build pkg-config openssl libssl-dev liblmdb-dev libe
 	libcurl4-openssl-dev libjansson-dev libcmocka-dev libinih-dev scdoc)
 test_pkgs=(python3 python3-pytest python3-cryptography lmdb-utils util-linux procps clang
 	libclang-rt-14-dev
-	gnutls-bin libnss3-tools softhsm2 libengine-pkcs11-openssl opensc p11-kit nginx-light)
+	gnutls-bin libnss3-tools softhsm2 libengine-pkcs11-openssl opensc p11-kit nginx-light
+	radosgw ceph-mon ceph-osd ceph-common python3-botocore)
 
 want=("${build_pkgs[@]}")
 if [ "${1:-}" = test ]; then

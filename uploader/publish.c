@@ -718,10 +718,10 @@ static void *now_main(void *arg)
 		}
 		/* retryable: again until the deadline (or three times without one) */
 		int64_t left = j->deadline_ms ? j->deadline_ms - mono_ms() : 0;
-		if ((!j->deadline_ms && j->w->t.failures >= 3) ||
-		    (j->deadline_ms && left <= backoff))
+		if ((!j->deadline_ms && j->w->t.failures >= 3) || (j->deadline_ms && left <= 100))
 			break;
-		struct timespec ts = {(time_t)(backoff / 1000), (long)(backoff % 1000) * 1000000L};
+		int64_t pause = j->deadline_ms && left - 100 < backoff ? left - 100 : backoff;
+		struct timespec ts = {(time_t)(pause / 1000), (long)(pause % 1000) * 1000000L};
 		nanosleep(&ts, NULL);
 		if (backoff < 2000)
 			backoff *= 2;
