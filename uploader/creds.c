@@ -73,17 +73,27 @@ static struct {
 	bool valid;
 } cache;
 
+static int run_process_locked(const char *cmd, revo_aws_creds_t *out, revo_errmsg_t *em);
+
+/* One lock over the cache check, the run and the fill: targets asking at once run the
+ * helper once. */
 static int run_process(const char *cmd, revo_aws_creds_t *out, revo_errmsg_t *em)
 {
 	pthread_mutex_lock(&cache_lock);
+	int rc;
 	if (cache.valid && strcmp(cache.process, cmd) == 0 &&
 	    (cache.creds.expires == 0 || cache.creds.expires - 300 > revo_now())) {
 		*out = cache.creds;
-		pthread_mutex_unlock(&cache_lock);
-		return REVO_OK;
+		rc = REVO_OK;
+	} else {
+		rc = run_process_locked(cmd, out, em);
 	}
 	pthread_mutex_unlock(&cache_lock);
+	return rc;
+}
 
+static int run_process_locked(const char *cmd, revo_aws_creds_t *out, revo_errmsg_t *em)
+{
 	FILE *f = popen(cmd, "r");
 	if (!f)
 		return revo_err_set(em, REVO_EIO, "credential_process: cannot run: %s",
@@ -118,11 +128,9 @@ static int run_process(const char *cmd, revo_aws_creds_t *out, revo_errmsg_t *em
 		out->expires = 0;
 	snprintf(out->source, sizeof(out->source), "credential_process");
 	json_decref(j);
-	pthread_mutex_lock(&cache_lock);
 	snprintf(cache.process, sizeof(cache.process), "%s", cmd);
 	cache.creds = *out;
 	cache.valid = true;
-	pthread_mutex_unlock(&cache_lock);
 	return REVO_OK;
 }
 
