@@ -11,6 +11,7 @@
 #include "pki/timefmt.h"
 #include "uploader/uploader.h"
 
+#include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/err.h>
@@ -588,5 +589,287 @@ done:
 	OCSP_CERTID_free(id_copy);
 	ASN1_INTEGER_free(sn);
 	X509_free(ca);
+	return finish(&p, facts);
+}
+
+/* ---- probe rolesanywhere ---- */
+
+struct ra_opts {
+	const char *anchor, *region, *endpoint, *profile, *issuer, *warn, *crit, *prom;
+};
+
+static int ra_opt(cli_t *cli, int opt, const char *arg, void *vctx)
+{
+	struct ra_opts *o = vctx;
+	(void)cli;
+	switch (opt) {
+	case 't': o->anchor = arg; break;
+	case 'r': o->region = arg; break;
+	case 'E': o->endpoint = arg; break;
+	case 'p': o->profile = arg; break;
+	case 'i': o->issuer = arg; break;
+	case 'w': o->warn = arg; break;
+	case 'C': o->crit = arg; break;
+	case 'P': o->prom = arg; break;
+	}
+	return 0;
+}
+
+/* The X509_CRL in a CrlDetail's crlData (base64 of the PEM). */
+static X509_CRL *ra_crl(json_t *detail, size_t *der_len)
+{
+	const char *data = json_string_value(json_object_get(detail, "crlData"));
+	if (!data)
+		return NULL;
+	size_t n = strlen(data);
+	unsigned char *pem = malloc(n + 4);
+	if (!pem)
+		return NULL;
+	int pl = EVP_DecodeBlock(pem, (const unsigned char *)data, (int)n);
+	while (pl > 0 && n && data[n - 1] == '=') {
+		n--;
+		pl--;
+	}
+	X509_CRL *crl = NULL;
+	if (pl > 0) {
+		BIO *b = BIO_new_mem_buf(pem, pl);
+		crl = b ? PEM_read_bio_X509_CRL(b, NULL, NULL, NULL) : NULL;
+		BIO_free(b);
+		if (!crl) {
+			const unsigned char *q = pem;
+			crl = d2i_X509_CRL(NULL, &q, pl);
+		}
+	}
+	free(pem);
+	if (crl) {
+		unsigned char *der = NULL;
+		int dl = i2d_X509_CRL(crl, &der);
+		*der_len = dl > 0 ? (size_t)dl : 0;
+		OPENSSL_free(der);
+	}
+	ERR_clear_error();
+	return crl;
+}
+
+int cmd_probe_rolesanywhere(cli_t *cli, int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"trust-anchor", required_argument, NULL, 't'},
+	    {"region", required_argument, NULL, 'r'},
+	    {"endpoint", required_argument, NULL, 'E'},
+	    {"profile", required_argument, NULL, 'p'},
+	    {"issuer", required_argument, NULL, 'i'},
+	    {"warn", required_argument, NULL, 'w'},
+	    {"crit", required_argument, NULL, 'C'},
+	    {"prometheus", required_argument, NULL, 'P'},
+	    {0},
+	};
+	struct ra_opts o = {0};
+	int first;
+	int r = cli_parse(cli, argc, argv, opts, ra_opt, &o, &first);
+	if (r == EXIT_MISUSE)
+		return P_UNKNOWN;
+	if (r >= 0)
+		return r;
+	if (first < argc)
+		return probe_misuse(cli, "unexpected argument '%s'", argv[first]);
+	if (!o.anchor || !strstr(o.anchor, ":trust-anchor/"))
+		return probe_misuse(cli, "--trust-anchor ARN (arn:aws:rolesanywhere:REGION:ACCOUNT:"
+					 "trust-anchor/ID) is required");
+	int64_t warn = 48 * 3600, crit = 12 * 3600;
+	revo_errmsg_t em = {{0}};
+	if ((o.warn && revo_duration_parse(o.warn, &warn, &em)) ||
+	    (o.crit && revo_duration_parse(o.crit, &crit, &em)))
+		return probe_misuse(cli, "%s", em.msg);
+	/* the region is the ARN's fourth field unless given */
+	char region[64] = "";
+	if (o.region) {
+		snprintf(region, sizeof(region), "%s", o.region);
+	} else {
+		const char *p = o.anchor;
+		for (int k = 0; k < 3 && p; k++) {
+			p = strchr(p, ':');
+			if (p)
+				p++;
+		}
+		const char *e = p ? strchr(p, ':') : NULL;
+		if (p && e && (size_t)(e - p) < sizeof(region)) {
+			memcpy(region, p, (size_t)(e - p));
+			region[e - p] = 0;
+		}
+	}
+	const char *anchor_id = strstr(o.anchor, ":trust-anchor/") + 14;
+	probe_t p = {.cli = cli,
+		     .checks = json_array(),
+		     .perfj = json_object(),
+		     .prom_path = o.prom,
+		     .prom_name = "rolesanywhere",
+		     .target = o.anchor};
+	char path[512], facts[512] = "";
+	json_t *ans = NULL;
+	int status = 0;
+	X509_CRL *crl = NULL;
+	X509 *ca = NULL;
+
+	/* the trust anchor */
+	snprintf(path, sizeof(path), "/trustanchor/%s", anchor_id);
+	r = revo_ra_get(region, o.endpoint, o.profile, path, &ans, &status, &em);
+	if (r || status != 200) {
+		problem(&p, status == 404 ? P_CRITICAL : P_UNKNOWN, "GetTrustAnchor: %s",
+			r               ? (em.msg[0] ? em.msg : revo_strerror(r))
+			: status == 404 ? "no such trust anchor"
+					: "HTTP error");
+		json_decref(ans);
+		return finish(&p, "");
+	}
+	json_t *ta = json_object_get(ans, "trustAnchor");
+	if (!json_is_true(json_object_get(ta, "enabled")))
+		problem(&p, P_CRITICAL, "the trust anchor is disabled");
+	json_decref(ans);
+	ans = NULL;
+
+	/* its CRLs (ListCrls, all pages) */
+	json_t *mine = json_array();
+	char token[2048] = "";
+	for (int page = 0; page < 100; page++) {
+		if (token[0]) {
+			char *enc = curl_easy_escape(NULL, token, 0);
+			snprintf(path, sizeof(path), "/crls?nextToken=%s", enc ? enc : "");
+			curl_free(enc);
+		} else {
+			snprintf(path, sizeof(path), "/crls");
+		}
+		r = revo_ra_get(region, o.endpoint, o.profile, path, &ans, &status, &em);
+		if (r || status != 200) {
+			problem(&p, P_UNKNOWN, "ListCrls: %s", r ? em.msg : "HTTP error");
+			json_decref(ans);
+			json_decref(mine);
+			return finish(&p, "");
+		}
+		size_t i;
+		json_t *c;
+		json_array_foreach(json_object_get(ans, "crls"), i, c)
+		{
+			const char *ta_arn =
+			    json_string_value(json_object_get(c, "trustAnchorArn"));
+			if (ta_arn && strcmp(ta_arn, o.anchor) == 0)
+				json_array_append(mine, c);
+		}
+		const char *next = json_string_value(json_object_get(ans, "nextToken"));
+		snprintf(token, sizeof(token), "%s", next ? next : "");
+		json_decref(ans);
+		ans = NULL;
+		if (!token[0])
+			break;
+	}
+	perf(&p, "crls", (double)json_array_size(mine), "");
+	json_t *use = NULL;
+	size_t i;
+	json_t *c;
+	json_array_foreach(mine, i, c)
+	{
+		if (json_is_true(json_object_get(c, "enabled")))
+			use = c;
+	}
+	if (json_array_size(mine) == 0) {
+		problem(&p, P_CRITICAL,
+			"no CRL is imported for this trust anchor: revocation is not enforced");
+		json_decref(mine);
+		return finish(&p, "");
+	}
+	if (!use) {
+		problem(&p, P_CRITICAL,
+			"the CRL imported for this trust anchor is disabled: revocation is not "
+			"enforced");
+		json_decref(mine);
+		return finish(&p, "");
+	}
+	size_t der_len = 0;
+	crl = ra_crl(use, &der_len);
+	if (!crl) {
+		problem(&p, P_CRITICAL, "the imported crlData is not a CRL");
+		json_decref(mine);
+		return finish(&p, "");
+	}
+	/* against the store: the issuer whose CA signed it, and its newest CRL */
+	revo_errmsg_t sem = {{0}};
+	if (revo_store_open(cli->store_dir, REVO_STORE_READONLY, &cli->store, &sem) == 0 &&
+	    revo_store_issuers(cli->store, &cli->issuers, &cli->n_issuers, &sem) == 0) {
+		const revo_issuer_t *is = NULL;
+		for (size_t k = 0; k < cli->n_issuers && !is; k++) {
+			const revo_issuer_t *cand = &cli->issuers[k];
+			if (o.issuer && strcmp(cand->name, o.issuer) != 0)
+				continue;
+			const unsigned char *q = cand->cert_der;
+			X509 *x = d2i_X509(NULL, &q, (long)cand->cert_len);
+			if (x && X509_NAME_cmp(X509_get_subject_name(x),
+					       X509_CRL_get_issuer(crl)) == 0) {
+				is = cand;
+				ca = x;
+			} else {
+				X509_free(x);
+			}
+		}
+		if (!is) {
+			problem(&p, P_CRITICAL,
+				"the imported CRL's issuer is not an issuer of this store");
+		} else {
+			if (X509_CRL_verify(crl, X509_get0_pubkey(ca)) != 1)
+				problem(
+				    &p, P_CRITICAL,
+				    "the imported CRL's signature does not verify with issuer '%s'",
+				    is->name);
+			ERR_clear_error();
+			uint64_t number = 0;
+			ASN1_INTEGER *num = X509_CRL_get_ext_d2i(crl, NID_crl_number, NULL, NULL);
+			if (num) {
+				ASN1_INTEGER_get_uint64(&number, num);
+				ASN1_INTEGER_free(num);
+			}
+			revo_crl_state_t cs;
+			if (revo_store_crl_state(cli->store, is->id, &cs, NULL) == 0) {
+				perf(&p, "crl_number", (double)number, "");
+				perf(&p, "store_crl_number", (double)cs.base_number, "");
+				if (number + 1 < cs.base_number)
+					problem(&p, P_WARNING,
+						"the imported CRL is number %llu, the store's "
+						"newest is %llu",
+						(unsigned long long)number,
+						(unsigned long long)cs.base_number);
+				snprintf(facts, sizeof(facts),
+					 "issuer '%s', CRL %llu (store %llu), ", is->name,
+					 (unsigned long long)number,
+					 (unsigned long long)cs.base_number);
+			}
+		}
+	} else {
+		/* no store here: what Roles Anywhere holds is still checked, without the number */
+		snprintf(facts, sizeof(facts), "no store to compare the CRL number with, ");
+	}
+	int64_t now = revo_now(), nu = 0;
+	if (X509_CRL_get0_nextUpdate(crl) &&
+	    revo_time_from_asn1(X509_CRL_get0_nextUpdate(crl), &nu) == 0) {
+		char d[32];
+		fmt_dur(nu - now, d, sizeof(d));
+		if (nu <= now)
+			problem(&p, P_CRITICAL,
+				"the imported CRL expired %s ago (Roles Anywhere sends no notice)",
+				d + 1);
+		else if (nu - now < crit)
+			problem(&p, P_CRITICAL, "the imported CRL's nextUpdate is in %s", d);
+		else if (nu - now < warn)
+			problem(&p, P_WARNING, "the imported CRL's nextUpdate is in %s", d);
+		perf(&p, "next_update_seconds", (double)(nu - now), "s");
+		snprintf(facts + strlen(facts), sizeof(facts) - strlen(facts), "next update in %s",
+			 d);
+	}
+	size_t crldata = revo_crl_crldata_len(der_len);
+	double pct = 100.0 * (double)crldata / REVO_CRLDATA_LIMIT;
+	perf(&p, "crldata_percent", (double)(int)(pct * 10) / 10, "%");
+	if (pct > 80)
+		problem(&p, P_WARNING, "crlData at %.0f%% of the 300000-character limit", pct);
+	X509_CRL_free(crl);
+	X509_free(ca);
+	json_decref(mine);
 	return finish(&p, facts);
 }

@@ -70,6 +70,9 @@ static const struct command COMMANDS[] = {
      "revo probe ocsp URL --issuer CA.pem (--cert FILE | --serial S)\n"
      "                [--expect good|revoked|unknown] [--nonce] [--post] [--sha256]\n"
      "                [--warn 1h] [--prometheus FILE]"},
+    {"probe", "rolesanywhere", cmd_probe_rolesanywhere,
+     "revo probe rolesanywhere --trust-anchor ARN [--region R] [--endpoint URL] [--profile P]\n"
+     "                         [--issuer NAME] [--warn 48h] [--crit 12h] [--prometheus FILE]"},
 };
 #define N_COMMANDS (sizeof(COMMANDS) / sizeof(COMMANDS[0]))
 

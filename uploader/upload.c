@@ -1151,3 +1151,29 @@ int revo_fetch(const char *url, const char *region, const char *endpoint, const 
 	*len = r.body.len;
 	return REVO_OK;
 }
+
+int revo_ra_get(const char *region, const char *endpoint, const char *profile, const char *path,
+		json_t **out, int *status, revo_errmsg_t *em)
+{
+	pthread_once(&curl_once, curl_init);
+	revo_aws_creds_t creds;
+	*out = NULL;
+	*status = 0;
+	int rc = revo_aws_creds_get(profile, &creds, em);
+	if (rc)
+		return rc;
+	if (!region || !*region)
+		region = creds.region[0] ? creds.region : "us-east-1";
+	char base[1024];
+	if (endpoint)
+		snprintf(base, sizeof(base), "%s", endpoint);
+	else
+		snprintf(base, sizeof(base), "https://rolesanywhere.%s.amazonaws.com", region);
+	trim_slash(base);
+	http_resp_t r;
+	rc = ra_call("GET", base, path, NULL, &creds, region, &r, out, em);
+	*status = (int)r.status;
+	http_resp_free(&r);
+	memset(&creds, 0, sizeof(creds));
+	return rc;
+}

@@ -98,6 +98,16 @@ int revo_http_exchange(const char *method, const char *url, const uint8_t *body,
 		       const char *content_type, uint8_t **out, size_t *out_len, int *status,
 		       revo_errmsg_t *em);
 
+/**
+ * A signed GET to the Roles Anywhere API of @region (or @endpoint) at @path, for probes;
+ * *@out gets the JSON answer (caller json_decref's it; NULL when not JSON), *@status the
+ * HTTP status. CRL calls are paced one per second like uploads. Errors: REVO_EIO, and
+ * credential errors.
+ */
+struct json_t;
+int revo_ra_get(const char *region, const char *endpoint, const char *profile, const char *path,
+		struct json_t **out, int *status, revo_errmsg_t *em);
+
 /** Check a target URL and its options; fills a readable error. */
 int revo_target_check(const revo_target_t *t, revo_errmsg_t *em);
 
