@@ -302,19 +302,7 @@ int cmd_revoke(cli_t *cli, int argc, char **argv)
 		json_decref(pub);
 		ret = pub_ok ? EXIT_OK : EXIT_FAIL;
 	} else {
-		for (size_t i = 0; i < n; i++) {
-			json_t *e = json_array_get(arr, i);
-			const char *inv = json_string_value(json_object_get(e, "invalidity_date"));
-			printf("%-15s %s %s cn=%s reason=%s revoked_at=%s%s%s%s\n",
-			       json_string_value(json_object_get(e, "result")),
-			       json_string_value(json_object_get(e, "issuer")),
-			       json_string_value(json_object_get(e, "serial")),
-			       targets[i].cn[0] ? targets[i].cn : "-",
-			       json_string_value(json_object_get(e, "reason")),
-			       json_string_value(json_object_get(e, "revoked_at")),
-			       inv ? " invalidity_date=" : "", inv ? inv : "",
-			       res[i].issued ? "" : " (not issued: unknown to the store)");
-		}
+		print_results(arr, targets, res, n);
 		json_decref(arr);
 		if (o.dry_run)
 			printf("dry run: nothing was written\n");
