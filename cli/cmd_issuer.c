@@ -193,6 +193,61 @@ static int der_of(X509 *x, uint8_t **der, size_t *len)
 	return 0;
 }
 
+/* The validity options of @o into @is (its values are the defaults); checks their order. */
+static int validities(cli_t *cli, const struct issuer_add_opts *o, revo_issuer_t *is)
+{
+	int r;
+	if ((o->crl_validity &&
+	     (r = cli_duration_arg(cli, "crl-validity", o->crl_validity, &is->crl_validity))) ||
+	    (o->crl_every &&
+	     (r = cli_duration_arg(cli, "crl-every", o->crl_every, &is->crl_every))) ||
+	    (o->ocsp_validity &&
+	     (r = cli_duration_arg(cli, "ocsp-validity", o->ocsp_validity, &is->ocsp_validity))))
+		return r;
+	if (is->crl_every >= is->crl_validity)
+		return cli_failf(cli,
+				 "--crl-every (%llds) must be shorter than --crl-validity (%llds), "
+				 "or CRLs would expire before the next one",
+				 (long long)is->crl_every, (long long)is->crl_validity);
+	return 0;
+}
+
+/* A delegated responder certificate: issued by @ca, with id-kp-OCSPSigning. */
+static int load_ocsp_cert(cli_t *cli, const char *path, X509 *ca, X509 **out)
+{
+	X509 *oc;
+	if (load_one_cert(cli, "ocsp-cert", path, &oc))
+		return EXIT_FAIL;
+	if (X509_NAME_cmp(X509_get_issuer_name(oc), X509_get_subject_name(ca)) != 0 ||
+	    X509_verify(oc, X509_get0_pubkey(ca)) != 1) {
+		ERR_clear_error();
+		X509_free(oc);
+		return cli_failf(cli, "--ocsp-cert %s is not signed by the issuer's CA", path);
+	}
+	if (!(X509_get_extension_flags(oc) & EXFLAG_XKUSAGE) ||
+	    !(X509_get_extended_key_usage(oc) & XKU_OCSP_SIGN)) {
+		X509_free(oc);
+		return cli_failf(cli, "--ocsp-cert %s lacks extended key usage id-kp-OCSPSigning",
+				 path);
+	}
+	*out = oc;
+	return 0;
+}
+
+/* --crl-url and --delta-url are http(s):// or ldap:// URLs; "" (which removes one) only
+ * where @allow_empty (issuer set). */
+static int check_urls(cli_t *cli, const struct issuer_add_opts *o, bool allow_empty)
+{
+	for (int k = 0; k < 2; k++) {
+		const char *u = k ? o->delta_url : o->crl_url;
+		if (u && (*u || !allow_empty) && strncmp(u, "http://", 7) != 0 &&
+		    strncmp(u, "https://", 8) != 0 && strncmp(u, "ldap://", 7) != 0)
+			return cli_failf(cli, "--%s '%s' is not an http(s):// or ldap:// URL",
+					 k ? "delta-url" : "crl-url", u);
+	}
+	return 0;
+}
+
 int cmd_issuer_add(cli_t *cli, int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -228,17 +283,8 @@ int cmd_issuer_add(cli_t *cli, int argc, char **argv)
 		return cli_failf(cli, "issuer name '%s' is longer than %d characters", name,
 				 REVO_ISSUER_NAME_MAX);
 	memcpy(is.name, name, strlen(name) + 1);
-	if ((o.crl_validity &&
-	     (r = cli_duration_arg(cli, "crl-validity", o.crl_validity, &is.crl_validity))) ||
-	    (o.crl_every && (r = cli_duration_arg(cli, "crl-every", o.crl_every, &is.crl_every))) ||
-	    (o.ocsp_validity &&
-	     (r = cli_duration_arg(cli, "ocsp-validity", o.ocsp_validity, &is.ocsp_validity))))
+	if ((r = validities(cli, &o, &is)) || (r = check_urls(cli, &o, false)))
 		return r;
-	if (is.crl_every >= is.crl_validity)
-		return cli_failf(cli,
-				 "--crl-every (%llds) must be shorter than --crl-validity (%llds), "
-				 "or CRLs would expire before the next one",
-				 (long long)is.crl_every, (long long)is.crl_validity);
 
 	X509 *ca = NULL, *oc = NULL;
 	int ret = EXIT_FAIL;
@@ -251,26 +297,8 @@ int cmd_issuer_add(cli_t *cli, int argc, char **argv)
 		    o.cert);
 		goto out;
 	}
-	if (o.ocsp_cert) {
-		if ((ret = load_one_cert(cli, "ocsp-cert", o.ocsp_cert, &oc)) != 0) {
-			ret = EXIT_FAIL;
-			goto out;
-		}
-		ret = EXIT_FAIL;
-		if (X509_NAME_cmp(X509_get_issuer_name(oc), X509_get_subject_name(ca)) != 0 ||
-		    X509_verify(oc, X509_get0_pubkey(ca)) != 1) {
-			ERR_clear_error();
-			cli_failf(cli, "--ocsp-cert %s is not signed by the CA of --cert",
-				  o.ocsp_cert);
-			goto out;
-		}
-		if (!(X509_get_extension_flags(oc) & EXFLAG_XKUSAGE) ||
-		    !(X509_get_extended_key_usage(oc) & XKU_OCSP_SIGN)) {
-			cli_failf(cli, "--ocsp-cert %s lacks extended key usage id-kp-OCSPSigning",
-				  o.ocsp_cert);
-			goto out;
-		}
-	}
+	if (o.ocsp_cert && load_ocsp_cert(cli, o.ocsp_cert, ca, &oc))
+		goto out;
 	if ((r = revo_cert_issuer_hashes(ca, &is.hashes, &em)) != 0) {
 		cli_fail(cli, r, &em);
 		goto out;
@@ -286,17 +314,8 @@ int cmd_issuer_add(cli_t *cli, int argc, char **argv)
 		cli_failf(cli, "cannot encode certificate");
 		goto out;
 	}
-	for (int k = 0; k < 2; k++) {
-		const char *u = k ? o.delta_url : o.crl_url;
-		if (u && strncmp(u, "http://", 7) != 0 && strncmp(u, "https://", 8) != 0 &&
-		    strncmp(u, "ldap://", 7) != 0) {
-			cli_failf(cli, "--%s '%s' is not an http(s):// or ldap:// URL",
-				  k ? "delta-url" : "crl-url", u);
-			goto out;
-		}
-	}
-	is.crl_url = (char *)o.crl_url;
-	is.delta_url = (char *)o.delta_url;
+	is.crl_url = o.crl_url && *o.crl_url ? (char *)o.crl_url : NULL;
+	is.delta_url = o.delta_url && *o.delta_url ? (char *)o.delta_url : NULL;
 	if (cli_open_store(cli, false))
 		goto out;
 	if ((r = revo_store_issuer_add(cli->store, &is, &is.id, &em)) != 0) {
@@ -386,17 +405,8 @@ int cmd_issuer_set(cli_t *cli, int argc, char **argv)
 	revo_errmsg_t em = {{0}};
 	const unsigned char *p = cur->cert_der;
 	ca = d2i_X509(NULL, &p, (long)cur->cert_len);
-	if ((o.crl_validity &&
-	     (r = cli_duration_arg(cli, "crl-validity", o.crl_validity, &is.crl_validity))) ||
-	    (o.crl_every && (r = cli_duration_arg(cli, "crl-every", o.crl_every, &is.crl_every))) ||
-	    (o.ocsp_validity &&
-	     (r = cli_duration_arg(cli, "ocsp-validity", o.ocsp_validity, &is.ocsp_validity))))
+	if (validities(cli, &o, &is) || check_urls(cli, &o, true))
 		goto out;
-	if (is.crl_every >= is.crl_validity) {
-		cli_failf(cli, "crl-every (%llds) must be shorter than crl-validity (%llds)",
-			  (long long)is.crl_every, (long long)is.crl_validity);
-		goto out;
-	}
 	if (o.key) {
 		if (key_ref(cli, "key", o.key, &key) || check_key_matches(cli, "key", key, ca))
 			goto out;
@@ -408,35 +418,14 @@ int cmd_issuer_set(cli_t *cli, int argc, char **argv)
 		is.ocsp_key_ref = NULL;
 	}
 	if (o.ocsp_cert) {
-		if (load_one_cert(cli, "ocsp-cert", o.ocsp_cert, &oc))
+		if (load_ocsp_cert(cli, o.ocsp_cert, ca, &oc))
 			goto out;
-		if (X509_NAME_cmp(X509_get_issuer_name(oc), X509_get_subject_name(ca)) != 0 ||
-		    X509_verify(oc, X509_get0_pubkey(ca)) != 1) {
-			ERR_clear_error();
-			cli_failf(cli, "--ocsp-cert %s is not signed by this issuer", o.ocsp_cert);
-			goto out;
-		}
-		if (!(X509_get_extension_flags(oc) & EXFLAG_XKUSAGE) ||
-		    !(X509_get_extended_key_usage(oc) & XKU_OCSP_SIGN)) {
-			cli_failf(cli, "--ocsp-cert %s lacks extended key usage id-kp-OCSPSigning",
-				  o.ocsp_cert);
-			goto out;
-		}
 		if (key_ref(cli, "ocsp-key", o.ocsp_key, &okey) ||
 		    check_key_matches(cli, "ocsp-key", okey, oc) ||
 		    der_of(oc, &oder, &is.ocsp_cert_len))
 			goto out;
 		is.ocsp_cert_der = oder;
 		is.ocsp_key_ref = okey;
-	}
-	for (int k = 0; k < 2; k++) {
-		const char *u = k ? o.delta_url : o.crl_url;
-		if (u && *u && strncmp(u, "http://", 7) != 0 && strncmp(u, "https://", 8) != 0 &&
-		    strncmp(u, "ldap://", 7) != 0) {
-			cli_failf(cli, "--%s '%s' is not an http(s):// or ldap:// URL",
-				  k ? "delta-url" : "crl-url", u);
-			goto out;
-		}
 	}
 	/* an empty URL removes it */
 	if (o.crl_url)
