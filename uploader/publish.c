@@ -504,6 +504,7 @@ typedef struct changes {
 	bool issuers_changed, targets_changed;
 	struct {
 		uint32_t issuer;
+		bool listed; /* a revocation or unhold: the CRL changes */
 		revo_serial_t serial;
 	} * v;
 	size_t n, cap;
@@ -531,6 +532,7 @@ static int change_cb(void *ctx, const revo_journal_entry_t *e)
 			ch->cap = cap;
 		}
 		ch->v[ch->n].issuer = e->issuer_id;
+		ch->v[ch->n].listed = e->op != REVO_OP_CERT_ADD;
 		ch->v[ch->n].serial = e->serial;
 		ch->n++;
 	}
@@ -558,9 +560,12 @@ static int on_changes(pub_t *p, revo_errmsg_t *em)
 			continue;
 		revo_serial_t *serials = malloc((ch.n ? ch.n : 1) * sizeof(*serials));
 		size_t k = 0;
+		bool crl_changed = false;
 		for (size_t j = 0; serials && j < ch.n; j++)
-			if (ch.v[j].issuer == c->is->id)
+			if (ch.v[j].issuer == c->is->id) {
 				serials[k++] = ch.v[j].serial;
+				crl_changed |= ch.v[j].listed;
+			}
 		if (k) {
 			/* OCSP first: it is the faster path to "revoked" */
 			revo_presign_stats_t st;
@@ -572,7 +577,8 @@ static int on_changes(pub_t *p, revo_errmsg_t *em)
 				emit(p, REVO_EV_OCSP_SIGNED, NULL,
 				     "%zu OCSP responses of issuer '%s' re-signed", st.responses,
 				     c->is->name);
-			if (rc == 0)
+			/* a new certificate needs an OCSP answer, not a new CRL */
+			if (rc == 0 && crl_changed)
 				rc = publish_crl(p, c, em);
 		}
 		free(serials);
