@@ -13,6 +13,7 @@
 #include "ocsp/ocsp.h"
 #include "ocsp/ocsp_internal.h"
 
+#include "pki/notify.h"
 #include "pki/reason.h"
 #include "pki/timefmt.h"
 
@@ -1343,6 +1344,7 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
 	if (sig == SIGHUP) {
 		generation_t *g;
 		revo_errmsg_t em = {{0}};
+		revo_notify("RELOADING=1\nSTATUS=reloading issuers and keys");
 		if (gen_load(s, &g, &em) == 0) {
 			pthread_mutex_lock(&s->lock);
 			generation_t *old = s->gen;
@@ -1357,11 +1359,13 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
 				"revo: ocsp serve: reload failed, keeping the old keys: %s\n",
 				em.msg[0] ? em.msg : revo_strerror(REVO_EIO));
 		}
+		revo_notify("READY=1\nSTATUS=serving");
 		pthread_mutex_lock(&s->maint_lock);
 		pthread_cond_signal(&s->maint_cond);
 		pthread_mutex_unlock(&s->maint_lock);
 		return;
 	}
+	revo_notify("STOPPING=1\nSTATUS=draining connections");
 	for (int i = 0; i < s->n_workers; i++)
 		event_active(s->workers[i].stop_ev, EV_READ, 0);
 	event_base_loopbreak(m->base);
@@ -1469,6 +1473,8 @@ int revo_ocsp_serve(const revo_ocsp_server_cfg_t *cfg, revo_errmsg_t *em)
 		bound[a] = s->bound[a];
 	if (cfg->ready)
 		cfg->ready(cfg->ready_ctx, bound, s->n_addrs);
+	/* listening, and /healthz already counted: tell systemd (Type=notify) */
+	revo_notifyf("READY=1\nSTATUS=serving on %s", bound[0]);
 
 	mbase = event_base_new();
 	struct main_ctx m = {.s = s, .base = mbase};

@@ -22,9 +22,8 @@ def _bin():
 def test_units_verify(tmp_path):
     man = tmp_path / "man" / "man1"
     man.mkdir(parents=True)
-    built = ROOT / "build" / "docs" / "revo.1"
-    if built.exists():
-        shutil.copy(built, man / "revo.1")
+    for built in (ROOT / "build" / "docs").glob("*.1"):
+        shutil.copy(built, man / built.name)
     paths = []
     for u in UNITS:
         text = (ROOT / "dist" / "systemd" / u).read_text().replace("/usr/local/bin/revo", _bin())
@@ -47,3 +46,5 @@ def test_units_are_hardened():
     assert "ReadOnlyPaths=/var/lib/revo/store" in ocsp
     assert "--no-keys" in ocsp
     assert "ExecReload=/bin/kill -HUP $MAINPID" in ocsp
+    for unit in (ocsp, pub):
+        assert "Type=notify\nNotifyAccess=main" in unit

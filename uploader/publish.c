@@ -13,6 +13,7 @@
 #include "crl/crl.h"
 #include "ocsp/ocsp.h"
 #include "pki/key.h"
+#include "pki/notify.h"
 #include "pki/timefmt.h"
 
 #include <errno.h>
@@ -662,6 +663,8 @@ int revo_publish_run(const revo_publish_cfg_t *cfg, revo_errmsg_t *em)
 					  "list')");
 	} else if (rc == 0) {
 		emit(&p, REVO_EV_INFO, NULL, "publishing; watching the store for changes");
+		revo_notifyf("READY=1\nSTATUS=publishing %zu target(s); watching the store",
+			     p.n_workers);
 		while (!stop_flag) {
 			struct timespec ts = {0, POLL_MS * 1000000L};
 			nanosleep(&ts, NULL);
@@ -690,6 +693,7 @@ int revo_publish_run(const revo_publish_cfg_t *cfg, revo_errmsg_t *em)
 			}
 		}
 		emit(&p, REVO_EV_INFO, NULL, "stopping: finishing uploads in flight");
+		revo_notify("STOPPING=1\nSTATUS=finishing uploads in flight");
 	}
 	sigaction(SIGTERM, &old_term, NULL);
 	sigaction(SIGINT, &old_int, NULL);
