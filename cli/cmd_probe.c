@@ -5,6 +5,7 @@
  * same as a JSON document. Each check can only make the status worse.
  */
 #include "cli/cli.h"
+#include "cli/probe.h"
 
 #include "crl/crl.h"
 #include "pki/cert.h"
@@ -25,115 +26,6 @@
 #include <time.h>
 #include <unistd.h>
 
-enum { P_OK = 0, P_WARNING = 1, P_CRITICAL = 2, P_UNKNOWN = 3 };
-static const char *const STATUS[] = {"OK", "WARNING", "CRITICAL", "UNKNOWN"};
-
-typedef struct probe {
-	cli_t *cli;
-	int status;
-	char summary[1024]; /* the worst problems first, then facts */
-	char perf[1024];
-	json_t *checks;
-	json_t *perfj;
-	const char *prom_path;
-	const char *prom_name;
-	const char *target;
-} probe_t;
-
-static void problem(probe_t *p, int level, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void problem(probe_t *p, int level, const char *fmt, ...)
-{
-	char msg[512];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	json_array_append_new(p->checks,
-			      json_pack("{s:s, s:s}", "status", STATUS[level], "message", msg));
-	if (level > p->status || (level == P_UNKNOWN && p->status != P_CRITICAL))
-		p->status = level == P_UNKNOWN && p->status == P_CRITICAL ? P_CRITICAL : level;
-	size_t n = strlen(p->summary);
-	snprintf(p->summary + n, sizeof(p->summary) - n, "%s%s", n ? "; " : "", msg);
-}
-
-static void perf(probe_t *p, const char *name, double v, const char *unit)
-{
-	size_t n = strlen(p->perf);
-	snprintf(p->perf + n, sizeof(p->perf) - n, "%s%s=%g%s", n ? " " : "", name, v, unit);
-	json_object_set_new(p->perfj, name, json_real(v));
-}
-
-static int finish(probe_t *p, const char *facts)
-{
-	char line[2300];
-	const char *what = p->summary[0] ? p->summary : facts;
-	if (p->summary[0] && facts && facts[0]) {
-		snprintf(line, sizeof(line), "%s - %s; %s | %s", STATUS[p->status], p->summary,
-			 facts, p->perf);
-	} else {
-		snprintf(line, sizeof(line), "%s - %s | %s", STATUS[p->status], what ? what : "",
-			 p->perf);
-	}
-	if (p->cli->json) {
-		json_t *j = json_pack("{s:s, s:s, s:o, s:o, s:s}", "status", STATUS[p->status],
-				      "summary", facts ? facts : "", "checks", p->checks,
-				      "perfdata", p->perfj, "line", line);
-		cli_json_print(p->cli, j);
-	} else {
-		json_decref(p->checks);
-		json_decref(p->perfj);
-		printf("%s\n", line);
-		fflush(stdout);
-	}
-	if (p->prom_path) {
-		/* node-exporter textfile collector: written whole, then renamed */
-		char tmp[4200];
-		snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", p->prom_path, (long)getpid());
-		FILE *f = fopen(tmp, "w");
-		if (f) {
-			fprintf(f,
-				"# HELP revo_probe_status 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.\n"
-				"# TYPE revo_probe_status gauge\n"
-				"revo_probe_status{probe=\"%s\",target=\"%s\"} %d\n",
-				p->prom_name, p->target, p->status);
-			/* perfdata as gauges */
-			char perfcopy[1024];
-			snprintf(perfcopy, sizeof(perfcopy), "%s", p->perf);
-			for (char *tok = strtok(perfcopy, " "); tok; tok = strtok(NULL, " ")) {
-				char *eq = strchr(tok, '=');
-				if (!eq)
-					continue;
-				*eq = 0;
-				/* the value without its perfdata unit */
-				char *v = eq + 1;
-				v[strspn(v, "0123456789.-+e")] = 0;
-				fprintf(f, "revo_probe_%s_%s{target=\"%s\"} %s\n", p->prom_name,
-					tok, p->target, v);
-			}
-			if (fclose(f) == 0)
-				rename(tmp, p->prom_path);
-			else
-				unlink(tmp);
-		}
-	}
-	return p->status;
-}
-
-static int probe_misuse(cli_t *cli, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static int probe_misuse(cli_t *cli, const char *fmt, ...)
-{
-	char msg[512];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	printf("UNKNOWN - %s (see 'revo %s --help')\n", msg, cli->cmd);
-	return P_UNKNOWN;
-}
-
 static X509 *load_ca(const char *path, char *err, size_t errlen)
 {
 	revo_errmsg_t em = {{0}};
@@ -145,21 +37,6 @@ static X509 *load_ca(const char *path, char *err, size_t errlen)
 	X509 *x = sk_X509_shift(sk);
 	sk_X509_pop_free(sk, X509_free);
 	return x;
-}
-
-static void fmt_dur(int64_t s, char *buf, size_t len)
-{
-	bool neg = s < 0;
-	if (neg)
-		s = -s;
-	if (s >= 86400)
-		snprintf(buf, len, "%s%lldd%lldh", neg ? "-" : "", (long long)(s / 86400),
-			 (long long)(s % 86400 / 3600));
-	else if (s >= 3600)
-		snprintf(buf, len, "%s%lldh%lldm", neg ? "-" : "", (long long)(s / 3600),
-			 (long long)(s % 3600 / 60));
-	else
-		snprintf(buf, len, "%s%llds", neg ? "-" : "", (long long)s);
 }
 
 struct probe_opts {
@@ -296,13 +173,13 @@ int cmd_probe_crl(cli_t *cli, int argc, char **argv)
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	double fetch_ms =
 	    (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
-	perf(&p, "fetch_ms", (double)(int)(fetch_ms * 10) / 10, "ms");
+	probe_perf(&p, "fetch_ms", (double)(int)(fetch_ms * 10) / 10, "ms");
 	char facts[512] = "";
 	if (r) {
-		problem(&p, P_CRITICAL, "cannot fetch the CRL: %s",
-			em.msg[0] ? em.msg : revo_strerror(r));
+		probe_problem(&p, P_CRITICAL, "cannot fetch the CRL: %s",
+			      em.msg[0] ? em.msg : revo_strerror(r));
 		X509_free(ca);
-		return finish(&p, "");
+		return probe_finish(&p, "");
 	}
 	X509_CRL *crl = NULL;
 	const unsigned char *q = body;
@@ -315,10 +192,10 @@ int cmd_probe_crl(cli_t *cli, int argc, char **argv)
 	}
 	if (!crl) {
 		ERR_clear_error();
-		problem(&p, P_CRITICAL, "what %s serves is not a CRL (%zu octets)", url, len);
+		probe_problem(&p, P_CRITICAL, "what %s serves is not a CRL (%zu octets)", url, len);
 		free(body);
 		X509_free(ca);
-		return finish(&p, "");
+		return probe_finish(&p, "");
 	}
 	unsigned char *der = NULL;
 	int dl = i2d_X509_CRL(crl, &der);
@@ -327,29 +204,30 @@ int cmd_probe_crl(cli_t *cli, int argc, char **argv)
 	free(body);
 
 	if (X509_NAME_cmp(X509_CRL_get_issuer(crl), X509_get_subject_name(ca)) != 0)
-		problem(&p, P_CRITICAL, "the CRL's issuer is not the CA's subject");
+		probe_problem(&p, P_CRITICAL, "the CRL's issuer is not the CA's subject");
 	if (X509_CRL_verify(crl, X509_get0_pubkey(ca)) != 1)
-		problem(&p, P_CRITICAL, "the CRL signature does not verify with the CA key");
+		probe_problem(&p, P_CRITICAL, "the CRL signature does not verify with the CA key");
 	ERR_clear_error();
 	int64_t now = revo_now(), tu = 0, nu = 0;
 	revo_time_from_asn1(X509_CRL_get0_lastUpdate(crl), &tu);
 	if (tu > now + 300)
-		problem(&p, P_CRITICAL, "thisUpdate is %llds in the future", (long long)(tu - now));
+		probe_problem(&p, P_CRITICAL, "thisUpdate is %llds in the future",
+			      (long long)(tu - now));
 	if (!X509_CRL_get0_nextUpdate(crl)) {
-		problem(&p, P_WARNING, "the CRL has no nextUpdate");
+		probe_problem(&p, P_WARNING, "the CRL has no nextUpdate");
 	} else {
 		revo_time_from_asn1(X509_CRL_get0_nextUpdate(crl), &nu);
 		char d[32];
-		fmt_dur(nu - now, d, sizeof(d));
+		probe_fmt_dur(nu - now, d, sizeof(d));
 		if (nu <= now)
-			problem(&p, P_CRITICAL, "the CRL expired %s ago", d + 1);
+			probe_problem(&p, P_CRITICAL, "the CRL expired %s ago", d + 1);
 		else if (nu - now < crit)
-			problem(&p, P_CRITICAL, "nextUpdate in %s (critical below %llds)", d,
-				(long long)crit);
+			probe_problem(&p, P_CRITICAL, "nextUpdate in %s (critical below %llds)", d,
+				      (long long)crit);
 		else if (nu - now < warn)
-			problem(&p, P_WARNING, "nextUpdate in %s (warning below %llds)", d,
-				(long long)warn);
-		perf(&p, "next_update_seconds", (double)(nu - now), "s");
+			probe_problem(&p, P_WARNING, "nextUpdate in %s (warning below %llds)", d,
+				      (long long)warn);
+		probe_perf(&p, "next_update_seconds", (double)(nu - now), "s");
 	}
 	uint64_t number = 0;
 	ASN1_INTEGER *num = X509_CRL_get_ext_d2i(crl, NID_crl_number, NULL, NULL);
@@ -357,13 +235,13 @@ int cmd_probe_crl(cli_t *cli, int argc, char **argv)
 		ASN1_INTEGER_get_uint64(&number, num);
 		ASN1_INTEGER_free(num);
 	} else {
-		problem(&p, P_WARNING, "the CRL has no CRL number");
+		probe_problem(&p, P_WARNING, "the CRL has no CRL number");
 	}
-	perf(&p, "crl_number", (double)number, "");
+	probe_perf(&p, "crl_number", (double)number, "");
 	if (o.state) {
 		uint64_t last = state_read(o.state);
 		if (number < last)
-			problem(
+			probe_problem(
 			    &p, P_CRITICAL,
 			    "CRL number %llu is lower than %llu seen before: an old CRL is being "
 			    "served (replay or rollback)",
@@ -373,15 +251,15 @@ int cmd_probe_crl(cli_t *cli, int argc, char **argv)
 	}
 	STACK_OF(X509_REVOKED) *rv = X509_CRL_get_REVOKED(crl);
 	int entries = rv ? sk_X509_REVOKED_num(rv) : 0;
-	perf(&p, "entries", entries, "");
+	probe_perf(&p, "entries", entries, "");
 	size_t crldata = revo_crl_crldata_len(der_len);
 	double pct = 100.0 * (double)crldata / REVO_CRLDATA_LIMIT;
-	perf(&p, "crldata_percent", (double)(int)(pct * 10) / 10, "%");
+	probe_perf(&p, "crldata_percent", (double)(int)(pct * 10) / 10, "%");
 	if (crldata > REVO_CRLDATA_LIMIT)
-		problem(&p, P_WARNING, "too large for Roles Anywhere (crlData %zu > %d)", crldata,
-			REVO_CRLDATA_LIMIT);
+		probe_problem(&p, P_WARNING, "too large for Roles Anywhere (crlData %zu > %d)",
+			      crldata, REVO_CRLDATA_LIMIT);
 	else if (pct > 80)
-		problem(&p, P_WARNING, "crlData at %.0f%% of the Roles Anywhere limit", pct);
+		probe_problem(&p, P_WARNING, "crlData at %.0f%% of the Roles Anywhere limit", pct);
 	if (want_serial) {
 		bool listed = false;
 		for (int i = 0; i < entries && !listed; i++) {
@@ -393,20 +271,20 @@ int cmd_probe_crl(cli_t *cli, int argc, char **argv)
 		}
 		char sx[REVO_SERIAL_HEX_MAX];
 		if (!listed)
-			problem(&p, P_CRITICAL, "serial %s is not on the CRL",
-				revo_serial_format(&want, sx));
+			probe_problem(&p, P_CRITICAL, "serial %s is not on the CRL",
+				      revo_serial_format(&want, sx));
 		else
 			snprintf(facts + strlen(facts), sizeof(facts) - strlen(facts),
 				 "serial %s listed; ", revo_serial_format(&want, sx));
 	}
 	char d[32] = "?";
 	if (nu)
-		fmt_dur(nu - now, d, sizeof(d));
+		probe_fmt_dur(nu - now, d, sizeof(d));
 	snprintf(facts + strlen(facts), sizeof(facts) - strlen(facts),
 		 "CRL %llu, %d entries, next update in %s", (unsigned long long)number, entries, d);
 	X509_CRL_free(crl);
 	X509_free(ca);
-	return finish(&p, facts);
+	return probe_finish(&p, facts);
 }
 
 /* ---- probe ocsp ---- */
@@ -513,27 +391,27 @@ int cmd_probe_ocsp(cli_t *cli, int argc, char **argv)
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	OPENSSL_free(der);
 	double ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
-	perf(&p, "latency_ms", (double)(int)(ms * 100) / 100, "ms");
+	probe_perf(&p, "latency_ms", (double)(int)(ms * 100) / 100, "ms");
 	char facts[512] = "";
 	OCSP_RESPONSE *resp = NULL;
 	OCSP_BASICRESP *bs = NULL;
 	if (r) {
-		problem(&p, P_CRITICAL, "the responder did not answer: %s", em.msg);
+		probe_problem(&p, P_CRITICAL, "the responder did not answer: %s", em.msg);
 		goto done;
 	}
 	if (status != 200) {
-		problem(&p, P_CRITICAL, "HTTP %d from the responder", status);
+		probe_problem(&p, P_CRITICAL, "HTTP %d from the responder", status);
 		goto done;
 	}
 	const unsigned char *q = body;
 	resp = d2i_OCSP_RESPONSE(NULL, &q, (long)len);
 	if (!resp) {
-		problem(&p, P_CRITICAL, "the answer is not an OCSP response");
+		probe_problem(&p, P_CRITICAL, "the answer is not an OCSP response");
 		goto done;
 	}
 	int rs = OCSP_response_status(resp);
 	if (rs != OCSP_RESPONSE_STATUS_SUCCESSFUL) {
-		problem(&p, P_CRITICAL, "response status %s", OCSP_response_status_str(rs));
+		probe_problem(&p, P_CRITICAL, "response status %s", OCSP_response_status_str(rs));
 		goto done;
 	}
 	bs = OCSP_response_get1_basic(resp);
@@ -551,32 +429,32 @@ int cmd_probe_ocsp(cli_t *cli, int argc, char **argv)
 	X509_STORE_free(store);
 	ERR_clear_error();
 	if (v != 1)
-		problem(&p, P_CRITICAL,
-			"the response signature does not verify (CA or a delegated "
-			"responder of the CA)");
+		probe_problem(&p, P_CRITICAL,
+			      "the response signature does not verify (CA or a delegated "
+			      "responder of the CA)");
 	if (o.nonce && OCSP_check_nonce(req, bs) != 1)
-		problem(&p, P_CRITICAL, "the nonce was not echoed");
+		probe_problem(&p, P_CRITICAL, "the nonce was not echoed");
 	int cs = -1, reason = -1;
 	ASN1_GENERALIZEDTIME *rev = NULL, *thisupd = NULL, *nextupd = NULL;
 	if (!bs || !OCSP_resp_find_status(bs, id_copy, &cs, &reason, &rev, &thisupd, &nextupd)) {
-		problem(&p, P_CRITICAL, "the response does not answer for the CertID asked");
+		probe_problem(&p, P_CRITICAL, "the response does not answer for the CertID asked");
 		goto done;
 	}
 	if (!OCSP_check_validity(thisupd, nextupd, 300, -1)) {
 		ERR_clear_error();
-		problem(&p, P_CRITICAL, "the response is not fresh (thisUpdate/nextUpdate)");
+		probe_problem(&p, P_CRITICAL, "the response is not fresh (thisUpdate/nextUpdate)");
 	}
 	int64_t now = revo_now(), nu = 0, pa = 0;
 	if (nextupd && revo_time_from_asn1(nextupd, &nu) == 0) {
-		perf(&p, "next_update_seconds", (double)(nu - now), "s");
+		probe_perf(&p, "next_update_seconds", (double)(nu - now), "s");
 		if (nu > now && nu - now < warn_next)
-			problem(&p, P_WARNING, "nextUpdate in %llds", (long long)(nu - now));
+			probe_problem(&p, P_WARNING, "nextUpdate in %llds", (long long)(nu - now));
 	}
 	if (revo_time_from_asn1(OCSP_resp_get0_produced_at(bs), &pa) == 0 && pa > now + 300)
-		problem(&p, P_CRITICAL, "producedAt is in the future");
+		probe_problem(&p, P_CRITICAL, "producedAt is in the future");
 	const char *names[] = {"good", "revoked", "unknown"};
 	if (expect >= 0 && cs != expect)
-		problem(&p, P_CRITICAL, "status %s, expected %s", names[cs], names[expect]);
+		probe_problem(&p, P_CRITICAL, "status %s, expected %s", names[cs], names[expect]);
 	snprintf(facts, sizeof(facts), "status %s%s%s, %.1f ms", names[cs],
 		 cs == V_OCSP_CERTSTATUS_REVOKED && reason >= 0 ? " reason " : "",
 		 cs == V_OCSP_CERTSTATUS_REVOKED && reason >= 0 ? OCSP_crl_reason_str(reason) : "",
@@ -589,13 +467,13 @@ done:
 	OCSP_CERTID_free(id_copy);
 	ASN1_INTEGER_free(sn);
 	X509_free(ca);
-	return finish(&p, facts);
+	return probe_finish(&p, facts);
 }
 
 /* ---- probe rolesanywhere ---- */
 
 struct ra_opts {
-	const char *anchor, *region, *endpoint, *profile, *issuer, *warn, *crit, *prom;
+	const char *anchor, *region, *endpoint, *profile, *issuer, *warn, *crit, *prom, *max_lag;
 };
 
 static int ra_opt(cli_t *cli, int opt, const char *arg, void *vctx)
@@ -611,6 +489,7 @@ static int ra_opt(cli_t *cli, int opt, const char *arg, void *vctx)
 	case 'w': o->warn = arg; break;
 	case 'C': o->crit = arg; break;
 	case 'P': o->prom = arg; break;
+	case 'L': o->max_lag = arg; break;
 	}
 	return 0;
 }
@@ -662,6 +541,7 @@ int cmd_probe_rolesanywhere(cli_t *cli, int argc, char **argv)
 	    {"warn", required_argument, NULL, 'w'},
 	    {"crit", required_argument, NULL, 'C'},
 	    {"prometheus", required_argument, NULL, 'P'},
+	    {"max-lag", required_argument, NULL, 'L'},
 	    {0},
 	};
 	struct ra_opts o = {0};
@@ -676,10 +556,11 @@ int cmd_probe_rolesanywhere(cli_t *cli, int argc, char **argv)
 	if (!o.anchor || !strstr(o.anchor, ":trust-anchor/"))
 		return probe_misuse(cli, "--trust-anchor ARN (arn:aws:rolesanywhere:REGION:ACCOUNT:"
 					 "trust-anchor/ID) is required");
-	int64_t warn = 48 * 3600, crit = 12 * 3600;
+	int64_t warn = 48 * 3600, crit = 12 * 3600, max_lag = 15 * 60;
 	revo_errmsg_t em = {{0}};
 	if ((o.warn && revo_duration_parse(o.warn, &warn, &em)) ||
-	    (o.crit && revo_duration_parse(o.crit, &crit, &em)))
+	    (o.crit && revo_duration_parse(o.crit, &crit, &em)) ||
+	    (o.max_lag && revo_duration_parse(o.max_lag, &max_lag, &em)))
 		return probe_misuse(cli, "%s", em.msg);
 	/* the region is the ARN's fourth field unless given */
 	char region[64] = "";
@@ -705,7 +586,7 @@ int cmd_probe_rolesanywhere(cli_t *cli, int argc, char **argv)
 		     .prom_path = o.prom,
 		     .prom_name = "rolesanywhere",
 		     .target = o.anchor};
-	char path[512], facts[512] = "";
+	char path[512], facts[512] = "", behind[128] = "";
 	json_t *ans = NULL;
 	int status = 0;
 	X509_CRL *crl = NULL;
@@ -715,16 +596,16 @@ int cmd_probe_rolesanywhere(cli_t *cli, int argc, char **argv)
 	snprintf(path, sizeof(path), "/trustanchor/%s", anchor_id);
 	r = revo_ra_get(region, o.endpoint, o.profile, path, &ans, &status, &em);
 	if (r || status != 200) {
-		problem(&p, status == 404 ? P_CRITICAL : P_UNKNOWN, "GetTrustAnchor: %s",
-			r               ? (em.msg[0] ? em.msg : revo_strerror(r))
-			: status == 404 ? "no such trust anchor"
-					: "HTTP error");
+		probe_problem(&p, status == 404 ? P_CRITICAL : P_UNKNOWN, "GetTrustAnchor: %s",
+			      r               ? (em.msg[0] ? em.msg : revo_strerror(r))
+			      : status == 404 ? "no such trust anchor"
+					      : "HTTP error");
 		json_decref(ans);
-		return finish(&p, "");
+		return probe_finish(&p, "");
 	}
 	json_t *ta = json_object_get(ans, "trustAnchor");
 	if (!json_is_true(json_object_get(ta, "enabled")))
-		problem(&p, P_CRITICAL, "the trust anchor is disabled");
+		probe_problem(&p, P_CRITICAL, "the trust anchor is disabled");
 	json_decref(ans);
 	ans = NULL;
 
@@ -741,10 +622,10 @@ int cmd_probe_rolesanywhere(cli_t *cli, int argc, char **argv)
 		}
 		r = revo_ra_get(region, o.endpoint, o.profile, path, &ans, &status, &em);
 		if (r || status != 200) {
-			problem(&p, P_UNKNOWN, "ListCrls: %s", r ? em.msg : "HTTP error");
+			probe_problem(&p, P_UNKNOWN, "ListCrls: %s", r ? em.msg : "HTTP error");
 			json_decref(ans);
 			json_decref(mine);
-			return finish(&p, "");
+			return probe_finish(&p, "");
 		}
 		size_t i;
 		json_t *c;
@@ -762,7 +643,7 @@ int cmd_probe_rolesanywhere(cli_t *cli, int argc, char **argv)
 		if (!token[0])
 			break;
 	}
-	perf(&p, "crls", (double)json_array_size(mine), "");
+	probe_perf(&p, "crls", (double)json_array_size(mine), "");
 	json_t *use = NULL;
 	size_t i;
 	json_t *c;
@@ -772,24 +653,26 @@ int cmd_probe_rolesanywhere(cli_t *cli, int argc, char **argv)
 			use = c;
 	}
 	if (json_array_size(mine) == 0) {
-		problem(&p, P_CRITICAL,
-			"no CRL is imported for this trust anchor: revocation is not enforced");
+		probe_problem(
+		    &p, P_CRITICAL,
+		    "no CRL is imported for this trust anchor: revocation is not enforced");
 		json_decref(mine);
-		return finish(&p, "");
+		return probe_finish(&p, "");
 	}
 	if (!use) {
-		problem(&p, P_CRITICAL,
-			"the CRL imported for this trust anchor is disabled: revocation is not "
-			"enforced");
+		probe_problem(
+		    &p, P_CRITICAL,
+		    "the CRL imported for this trust anchor is disabled: revocation is not "
+		    "enforced");
 		json_decref(mine);
-		return finish(&p, "");
+		return probe_finish(&p, "");
 	}
 	size_t der_len = 0;
 	crl = ra_crl(use, &der_len);
 	if (!crl) {
-		problem(&p, P_CRITICAL, "the imported crlData is not a CRL");
+		probe_problem(&p, P_CRITICAL, "the imported crlData is not a CRL");
 		json_decref(mine);
-		return finish(&p, "");
+		return probe_finish(&p, "");
 	}
 	/* against the store: the issuer whose CA signed it, and its newest CRL */
 	revo_errmsg_t sem = {{0}};
@@ -811,11 +694,11 @@ int cmd_probe_rolesanywhere(cli_t *cli, int argc, char **argv)
 			}
 		}
 		if (!is) {
-			problem(&p, P_CRITICAL,
-				"the imported CRL's issuer is not an issuer of this store");
+			probe_problem(&p, P_CRITICAL,
+				      "the imported CRL's issuer is not an issuer of this store");
 		} else {
 			if (X509_CRL_verify(crl, X509_get0_pubkey(ca)) != 1)
-				problem(
+				probe_problem(
 				    &p, P_CRITICAL,
 				    "the imported CRL's signature does not verify with issuer '%s'",
 				    is->name);
@@ -828,18 +711,42 @@ int cmd_probe_rolesanywhere(cli_t *cli, int argc, char **argv)
 			}
 			revo_crl_state_t cs;
 			if (revo_store_crl_state(cli->store, is->id, &cs, NULL) == 0) {
-				perf(&p, "crl_number", (double)number, "");
-				perf(&p, "store_crl_number", (double)cs.base_number, "");
+				probe_perf(&p, "crl_number", (double)number, "");
+				probe_perf(&p, "store_crl_number", (double)cs.base_number, "");
+				int64_t lag =
+				    number < cs.base_number ? revo_now() - cs.base_this_update : 0;
+				char age[32];
+				probe_fmt_dur(lag, age, sizeof(age));
+				probe_perf(&p, "publish_lag_seconds", (double)lag, "s");
 				if (number + 1 < cs.base_number)
-					problem(&p, P_WARNING,
-						"the imported CRL is number %llu, the store's "
-						"newest is %llu",
-						(unsigned long long)number,
-						(unsigned long long)cs.base_number);
+					probe_problem(
+					    &p, P_WARNING,
+					    "the imported CRL is number %llu, the store's "
+					    "newest is %llu (built %s ago)",
+					    (unsigned long long)number,
+					    (unsigned long long)cs.base_number, age);
+				else if (number + 1 == cs.base_number && lag > max_lag)
+					probe_problem(&p, P_WARNING,
+						      "one publish behind for %s: the store's CRL "
+						      "%llu has not reached Roles Anywhere (see "
+						      "'revo target list')",
+						      age, (unsigned long long)cs.base_number);
+				else if (number > cs.base_number)
+					probe_problem(
+					    &p, P_WARNING,
+					    "Roles Anywhere holds CRL %llu, newer than the store's "
+					    "newest %llu: is this store restored from an old "
+					    "backup?",
+					    (unsigned long long)number,
+					    (unsigned long long)cs.base_number);
+				else if (number + 1 == cs.base_number)
+					snprintf(behind, sizeof(behind),
+						 "one publish behind (CRL %llu built %s ago), ",
+						 (unsigned long long)cs.base_number, age);
 				snprintf(facts, sizeof(facts),
-					 "issuer '%s', CRL %llu (store %llu), ", is->name,
+					 "issuer '%s', CRL %llu (store %llu), %s", is->name,
 					 (unsigned long long)number,
-					 (unsigned long long)cs.base_number);
+					 (unsigned long long)cs.base_number, behind);
 			}
 		}
 	} else {
@@ -850,26 +757,28 @@ int cmd_probe_rolesanywhere(cli_t *cli, int argc, char **argv)
 	if (X509_CRL_get0_nextUpdate(crl) &&
 	    revo_time_from_asn1(X509_CRL_get0_nextUpdate(crl), &nu) == 0) {
 		char d[32];
-		fmt_dur(nu - now, d, sizeof(d));
+		probe_fmt_dur(nu - now, d, sizeof(d));
 		if (nu <= now)
-			problem(&p, P_CRITICAL,
-				"the imported CRL expired %s ago (Roles Anywhere sends no notice)",
-				d + 1);
+			probe_problem(
+			    &p, P_CRITICAL,
+			    "the imported CRL expired %s ago (Roles Anywhere sends no notice)",
+			    d + 1);
 		else if (nu - now < crit)
-			problem(&p, P_CRITICAL, "the imported CRL's nextUpdate is in %s", d);
+			probe_problem(&p, P_CRITICAL, "the imported CRL's nextUpdate is in %s", d);
 		else if (nu - now < warn)
-			problem(&p, P_WARNING, "the imported CRL's nextUpdate is in %s", d);
-		perf(&p, "next_update_seconds", (double)(nu - now), "s");
+			probe_problem(&p, P_WARNING, "the imported CRL's nextUpdate is in %s", d);
+		probe_perf(&p, "next_update_seconds", (double)(nu - now), "s");
 		snprintf(facts + strlen(facts), sizeof(facts) - strlen(facts), "next update in %s",
 			 d);
 	}
 	size_t crldata = revo_crl_crldata_len(der_len);
 	double pct = 100.0 * (double)crldata / REVO_CRLDATA_LIMIT;
-	perf(&p, "crldata_percent", (double)(int)(pct * 10) / 10, "%");
+	probe_perf(&p, "crldata_percent", (double)(int)(pct * 10) / 10, "%");
 	if (pct > 80)
-		problem(&p, P_WARNING, "crlData at %.0f%% of the 300000-character limit", pct);
+		probe_problem(&p, P_WARNING, "crlData at %.0f%% of the 300000-character limit",
+			      pct);
 	X509_CRL_free(crl);
 	X509_free(ca);
 	json_decref(mine);
-	return finish(&p, facts);
+	return probe_finish(&p, facts);
 }

@@ -72,7 +72,8 @@ static const struct command COMMANDS[] = {
      "                [--warn 1h] [--prometheus FILE]"},
     {"probe", "rolesanywhere", cmd_probe_rolesanywhere,
      "revo probe rolesanywhere --trust-anchor ARN [--region R] [--endpoint URL] [--profile P]\n"
-     "                         [--issuer NAME] [--warn 48h] [--crit 12h] [--prometheus FILE]"},
+     "                         [--issuer NAME] [--warn 48h] [--crit 12h] [--max-lag 15m]\n"
+     "                         [--prometheus FILE]"},
 };
 #define N_COMMANDS (sizeof(COMMANDS) / sizeof(COMMANDS[0]))
 

@@ -84,3 +84,40 @@ def test_json_and_misuse(ra):
     assert p.returncode == 0 and j["status"] == "OK" and j["perfdata"]["crls"] == 1
     rc, line = probe(w, "arn:aws:iam::1:role/x")
     assert rc == 3 and line.startswith("UNKNOWN")
+
+
+def test_one_publish_behind_is_ok_with_its_age_then_warns_past_max_lag(ra):
+    w, anchor = ra
+    publish_ra(w, anchor)
+    # one CRL built locally, not yet published: a publish in flight
+    w.revo("crl", "build", "--issuer", "ca1", "--out", w.tmp / "a.crl")
+    rc, line = probe(w, anchor)
+    assert rc == 0, line
+    assert "one publish behind (CRL 2 built " in line and "publish_lag_seconds=" in line, line
+    time.sleep(1.2)
+    rc, line = probe(w, anchor, "--max-lag", "1s")
+    assert rc == 1 and "one publish behind for " in line and "CRL 2 has not reached" in line, line
+    # published: level again, no lag
+    w.revo("publish", "--once", env=ENV)
+    w.ra.wait_quiet()
+    rc, line = probe(w, anchor, "--max-lag", "1s")
+    assert rc == 0 and "publish_lag_seconds=0s" in line and "behind" not in line, line
+
+
+def test_anchor_newer_than_the_store_warns(ra, tmp_path):
+    """Roles Anywhere holds a higher CRL number than the store has ever made: the store
+    was restored from an old backup (the publisher would otherwise skip it)."""
+    w, anchor = ra
+    publish_ra(w, anchor)
+    crl = P.make_crl_file(w.ca, tmp_path / "high.crl", 99)
+    for c in w.ra.crls.values():
+        c["enabled"] = False
+    w.ra.add_crl(crl, anchor, name="from-the-future")
+    rc, line = probe(w, anchor)
+    assert rc == 1 and "newer than the store's newest" in line, line
+
+
+def test_max_lag_misuse(ra):
+    w, anchor = ra
+    rc, line = probe(w, anchor, "--max-lag", "soon")
+    assert rc == 3 and line.startswith("UNKNOWN"), line
