@@ -111,5 +111,6 @@ int cmd_publish(cli_t *cli, int argc, char **argv);
 int cmd_probe_crl(cli_t *cli, int argc, char **argv);
 int cmd_probe_ocsp(cli_t *cli, int argc, char **argv);
 int cmd_probe_rolesanywhere(cli_t *cli, int argc, char **argv);
+int cmd_probe_sessions(cli_t *cli, int argc, char **argv);
 
 #endif

@@ -74,6 +74,10 @@ static const struct command COMMANDS[] = {
      "revo probe rolesanywhere --trust-anchor ARN [--region R] [--endpoint URL] [--profile P]\n"
      "                         [--issuer NAME] [--warn 48h] [--crit 12h] [--max-lag 15m]\n"
      "                         [--prometheus FILE]"},
+    {"probe", "sessions", cmd_probe_sessions,
+     "revo probe sessions [--since 24h] [--region R] [--endpoint URL] [--profile P]\n"
+     "                    [--trust-anchor ARN] [--issuer NAME] [--max-events N]\n"
+     "                    [--prometheus FILE]"},
 };
 #define N_COMMANDS (sizeof(COMMANDS) / sizeof(COMMANDS[0]))
 

@@ -1177,3 +1177,57 @@ int revo_ra_get(const char *region, const char *endpoint, const char *profile, c
 	memset(&creds, 0, sizeof(creds));
 	return rc;
 }
+
+int revo_aws_json(const char *service, const char *target, const char *region,
+		  const char *endpoint, const char *profile, json_t *body, json_t **out,
+		  int *status, char *error_type, size_t error_len, revo_errmsg_t *em)
+{
+	pthread_once(&curl_once, curl_init);
+	revo_aws_creds_t creds;
+	*out = NULL;
+	*status = 0;
+	if (error_len)
+		error_type[0] = 0;
+	int rc = revo_aws_creds_get(profile, &creds, em);
+	if (rc)
+		return rc;
+	if (!region || !*region)
+		region = creds.region[0] ? creds.region : "us-east-1";
+	char url[1024];
+	if (endpoint)
+		snprintf(url, sizeof(url), "%s", endpoint);
+	else
+		snprintf(url, sizeof(url), "https://%s.%s.amazonaws.com", service, region);
+	trim_slash(url);
+	strcat(url, "/");
+	char target_h[256];
+	snprintf(target_h, sizeof(target_h), "X-Amz-Target: %s", target);
+	const char *headers[] = {"Content-Type: application/x-amz-json-1.1", target_h, NULL};
+	char *js = json_dumps(body, JSON_COMPACT);
+	if (!js) {
+		memset(&creds, 0, sizeof(creds));
+		return REVO_ENOMEM;
+	}
+	http_req_t q = {.method = "POST",
+			.url = url,
+			.body = (const uint8_t *)js,
+			.body_len = strlen(js),
+			.headers = headers,
+			.creds = &creds,
+			.region = region,
+			.service = service};
+	http_resp_t r;
+	rc = http_do(&q, &r, em);
+	free(js);
+	memset(&creds, 0, sizeof(creds));
+	*status = (int)r.status;
+	if (rc == 0 && r.body.p)
+		*out = json_loadb((const char *)r.body.p, r.body.len, 0, NULL);
+	if (rc == 0 && error_len && r.error_code[0]) {
+		/* "com.amazonaws.cloudtrail.v20131101#ThrottlingException" -> the name */
+		const char *h = strrchr(r.error_code, '#');
+		snprintf(error_type, error_len, "%s", h ? h + 1 : r.error_code);
+	}
+	http_resp_free(&r);
+	return rc;
+}

@@ -108,6 +108,18 @@ struct json_t;
 int revo_ra_get(const char *region, const char *endpoint, const char *profile, const char *path,
 		struct json_t **out, int *status, revo_errmsg_t *em);
 
+/**
+ * One AWS JSON 1.1 call (CloudTrail and the like): a SigV4-signed POST / to @endpoint or
+ * https://SERVICE.REGION.amazonaws.com with X-Amz-Target @target and the JSON @body.
+ * *@out gets the JSON answer (caller json_decref's it; NULL when not JSON), *@status the
+ * HTTP status, @error_type the AWS error name without its namespace ("" when none).
+ * Errors: REVO_EIO (no answer), and credential errors.
+ */
+int revo_aws_json(const char *service, const char *target, const char *region,
+		  const char *endpoint, const char *profile, struct json_t *body,
+		  struct json_t **out, int *status, char *error_type, size_t error_len,
+		  revo_errmsg_t *em);
+
 /** Check a target URL and its options; fills a readable error. */
 int revo_target_check(const revo_target_t *t, revo_errmsg_t *em);
 
