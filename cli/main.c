@@ -52,7 +52,8 @@ static const struct command COMMANDS[] = {
     {"ocsp", "serve", cmd_ocsp_serve,
      "revo ocsp serve --listen HOST:PORT... [--threads N] [--non-issued unknown|revoked|good]\n"
      "                [--no-keys] [--max-certids N] [--max-body N] [--max-header N]\n"
-     "                [--max-conns N] [--idle-timeout S] [--read-timeout S] [--max-age S]"},
+     "                [--max-conns N] [--idle-timeout S] [--read-timeout S] [--max-age S]\n"
+     "                [--pass-file FILE] [--force]"},
     {"target", "add", cmd_target_add,
      "revo target add NAME URL [--issuer NAME] [--region R] [--endpoint URL] [--profile P]\n"
      "                [--trust-anchor ARN] [--public-read]"},
@@ -86,8 +87,9 @@ static void usage(FILE *f)
 	fprintf(f, "usage: revo [--store DIR] [--json] COMMAND ...\n\ncommands:\n");
 	for (size_t i = 0; i < N_COMMANDS; i++)
 		fprintf(f, "  %s\n", COMMANDS[i].usage);
-	fprintf(f, "\nrevo help COMMAND, or revo COMMAND --help, for one command; "
-		   "man revo for everything.\n");
+	fprintf(f, "\nrevo help COMMAND, or revo COMMAND --help, for one command; man revo,\n"
+		   "and man revo-issuer, revo-revoke, revo-crl, revo-ocsp, revo-publish,\n"
+		   "revo-probe for each group.\n");
 }
 
 static const struct command *find(int argc, char **argv, int *words)
