@@ -54,7 +54,8 @@ static void entry_print(json_t *o)
 	const char *na = json_string_value(json_object_get(o, "not_after"));
 	const char *ra = json_string_value(json_object_get(o, "revoked_at"));
 	const char *inv = json_string_value(json_object_get(o, "invalidity_date"));
-	printf("%s %s %s%s%s cn=%s not_after=%s", json_string_value(json_object_get(o, "issuer")),
+	const char *is = json_string_value(json_object_get(o, "issuer"));
+	printf("%s %s %s%s%s cn=%s not_after=%s", is ? is : "-",
 	       json_string_value(json_object_get(o, "serial")),
 	       json_string_value(json_object_get(o, "status")),
 	       json_is_true(json_object_get(o, "expired")) ? " (expired)" : "",

@@ -50,7 +50,7 @@ int revo_store_init(const char *dir, bool *created, revo_errmsg_t *em);
 /**
  * Open the store in @dir. Nothing is created: a directory that is not a store is
  * refused untouched. The environment variable REVO_MAP_SIZE (bytes) sets the initial
- * map size (default 64 MiB; the map doubles when full).
+ * map size (default 16 GiB of address space; the map doubles when full).
  * Errors: REVO_ENOSTORE, REVO_EVERSION, REVO_EACCES, REVO_EIO, REVO_ENOMEM.
  * Caller closes *@out with revo_store_close.
  */

@@ -52,6 +52,9 @@ def test_status_text_output_mentions_status(ca_store, ca1, leaf):
     ca_store("revoke", "--serial", c.hex, "--reason", "superseded")
     out, _ = ca_store("status", "--serial", c.hex)
     assert "revoked" in out and "superseded" in out
+    # a serial no issuer knows: the issuer column says "-", never "(null)"
+    out, _ = ca_store("status", "--serial", "0FEDCBA9")
+    assert out.startswith("- 0FEDCBA9 unknown") and "(null)" not in out, out
 
 
 def test_list_shape_and_filters(two_ca_store, ca1, ca2, leaf):
