@@ -426,13 +426,9 @@ static void s3_key_path(const char *key, char *out, size_t cap)
 	out[o] = 0;
 }
 
-static const char *region_of(const revo_target_t *t, const revo_aws_creds_t *c,
-			     const target_url_t *u)
+/* No region given: AWS_REGION, AWS_DEFAULT_REGION, the profile's, else us-east-1. */
+static const char *default_region(const revo_aws_creds_t *c)
 {
-	if (u->region[0])
-		return u->region;
-	if (t->region)
-		return t->region;
 	const char *e = getenv("AWS_REGION");
 	if (!e || !*e)
 		e = getenv("AWS_DEFAULT_REGION");
@@ -441,6 +437,16 @@ static const char *region_of(const revo_target_t *t, const revo_aws_creds_t *c,
 	if (c && c->region[0])
 		return c->region;
 	return "us-east-1";
+}
+
+static const char *region_of(const revo_target_t *t, const revo_aws_creds_t *c,
+			     const target_url_t *u)
+{
+	if (u->region[0])
+		return u->region;
+	if (t->region)
+		return t->region;
+	return default_region(c);
 }
 
 static void trim_slash(char *s)
@@ -1163,7 +1169,7 @@ int revo_ra_get(const char *region, const char *endpoint, const char *profile, c
 	if (rc)
 		return rc;
 	if (!region || !*region)
-		region = creds.region[0] ? creds.region : "us-east-1";
+		region = default_region(&creds);
 	char base[1024];
 	if (endpoint)
 		snprintf(base, sizeof(base), "%s", endpoint);
@@ -1192,7 +1198,7 @@ int revo_aws_json(const char *service, const char *target, const char *region,
 	if (rc)
 		return rc;
 	if (!region || !*region)
-		region = creds.region[0] ? creds.region : "us-east-1";
+		region = default_region(&creds);
 	char url[1024];
 	if (endpoint)
 		snprintf(url, sizeof(url), "%s", endpoint);
