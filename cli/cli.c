@@ -42,7 +42,12 @@ int cli_misuse(cli_t *cli, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(buf, sizeof(buf), fmt, ap);
 	va_end(ap);
-	fprintf(stderr, "revo: %s: %s (see 'revo %s --help')\n", cli->cmd, buf, cli->cmd);
+	if (cli->probe) {
+		printf("UNKNOWN - %s (see 'revo %s --help')\n", buf, cli->cmd);
+		fflush(stdout);
+	} else {
+		fprintf(stderr, "revo: %s: %s (see 'revo %s --help')\n", cli->cmd, buf, cli->cmd);
+	}
 	return EXIT_MISUSE;
 }
 

@@ -28,6 +28,7 @@ typedef struct cli {
 	revo_store_t *store;    /* opened by cli_open_store */
 	revo_issuer_t *issuers; /* loaded by cli_load_issuers */
 	size_t n_issuers;
+	bool probe; /* a monitoring probe: misuse is an "UNKNOWN - ..." line on stdout */
 } cli_t;
 
 typedef int (*cli_handler)(cli_t *cli, int argc, char **argv);

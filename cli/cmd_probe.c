@@ -73,6 +73,7 @@ static int probe_opt(cli_t *cli, int opt, const char *arg, void *vctx)
 static int probe_parse(cli_t *cli, int argc, char **argv, const struct option *opts,
 		       struct probe_opts *o, int *first)
 {
+	cli->probe = true;
 	int r = cli_parse(cli, argc, argv, opts, probe_opt, o, first);
 	if (r == EXIT_MISUSE)
 		return P_UNKNOWN;
@@ -546,6 +547,7 @@ int cmd_probe_rolesanywhere(cli_t *cli, int argc, char **argv)
 	};
 	struct ra_opts o = {0};
 	int first;
+	cli->probe = true;
 	int r = cli_parse(cli, argc, argv, opts, ra_opt, &o, &first);
 	if (r == EXIT_MISUSE)
 		return P_UNKNOWN;

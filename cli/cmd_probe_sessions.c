@@ -380,6 +380,7 @@ int cmd_probe_sessions(cli_t *cli, int argc, char **argv)
 	};
 	struct sess_opts o = {0};
 	int first;
+	cli->probe = true;
 	int r = cli_parse(cli, argc, argv, opts, sess_opt, &o, &first);
 	if (r == EXIT_MISUSE)
 		return P_UNKNOWN;

@@ -289,7 +289,60 @@ def verify_sigv4(rec, keys, region=None, service=SERVICE, host_url=None):
 # ---------------------------------------------------------------- the fake
 
 
-class RolesAnywhereFake:
+class FakeHttp:
+    """The HTTP side the AWS fakes share: a threaded HTTP/1.1 server on host:port that
+    hands every request to self.handle(method, path, [(name, value)], body) and sends
+    back the (status, [(name, value)], body) it returns."""
+
+    def _http_init(self, host, port, timeout=None):
+        fake = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *a):
+                pass
+
+            def _any(self):
+                n = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(n) if n else b""
+                status, hdrs, out = fake.handle(self.command, self.path,
+                                                list(self.headers.items()), body)
+                self.send_response(status)
+                for k, v in hdrs:
+                    self.send_header(k, v)
+                self.send_header("Content-Length", str(len(out)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(out)
+
+            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _any
+
+        Handler.timeout = timeout
+
+        class Srv(socketserver.ThreadingMixIn, http.server.HTTPServer):
+            daemon_threads = True
+            allow_reuse_address = True
+
+        self.httpd = Srv((host, port), Handler)
+        self.port = self.httpd.server_address[1]
+        self.url = f"http://{host}:{self.port}"
+        self.thread = None
+
+    # ------------------------------------------------ life
+
+    def start(self):
+        self.thread = threading.Thread(target=self.httpd.serve_forever,
+                                       kwargs={"poll_interval": 0.05}, daemon=True)
+        self.thread.start()
+        return self
+
+    def stop(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+class RolesAnywhereFake(FakeHttp):
     def __init__(self, keys=None, region="us-east-1", host="127.0.0.1", port=0,
                  min_interval=0.9):
         self.keys = dict(keys or {"AKIDREVOTEST": "revo-ra-secret"})
@@ -316,48 +369,7 @@ class RolesAnywhereFake:
             "DeleteCrl": RolesAnywhereFake.op_delete_crl,
             "GetTrustAnchor": RolesAnywhereFake.op_get_trust_anchor,
         }
-        fake = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *a):
-                pass
-
-            def _any(self):
-                n = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(n) if n else b""
-                status, hdrs, out = fake.handle(self.command, self.path,
-                                                list(self.headers.items()), body)
-                self.send_response(status)
-                for k, v in hdrs:
-                    self.send_header(k, v)
-                self.send_header("Content-Length", str(len(out)))
-                self.end_headers()
-                if self.command != "HEAD":
-                    self.wfile.write(out)
-
-            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _any
-
-        class Srv(socketserver.ThreadingMixIn, http.server.HTTPServer):
-            daemon_threads = True
-            allow_reuse_address = True
-
-        self.httpd = Srv((host, port), Handler)
-        self.port = self.httpd.server_address[1]
-        self.url = f"http://{host}:{self.port}"
-        self.thread = None
-
-    # ------------------------------------------------ life
-
-    def start(self):
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-        return self
-
-    def stop(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        self._http_init(host, port)
 
     # ------------------------------------------------ state helpers
 
