@@ -146,16 +146,24 @@ struct pub {
 	issuer_ctx_t *ictx;
 	target_worker_t **workers;
 	size_t n_workers;
+	target_worker_t **retired; /* removed targets' workers, finishing what they do */
+	size_t n_retired;
+	bool reload;             /* issuers or targets changed: reload them */
+	bool reload_all;         /* ... and publish every issuer again (or too many) */
+	uint32_t reload_ids[16]; /* ... and publish these issuers again */
+	size_t n_reload_ids;
 	uint64_t last_seq;
 	uint64_t last_txn;
 };
 
-static volatile sig_atomic_t stop_flag;
+static volatile sig_atomic_t stop_flag, reload_flag;
 
 static void on_signal(int sig)
 {
-	(void)sig;
-	stop_flag = 1;
+	if (sig == SIGHUP)
+		reload_flag = 1;
+	else
+		stop_flag = 1;
 }
 
 static int64_t mono_ms(void)
@@ -350,33 +358,94 @@ static int workers_start(pub_t *p, revo_errmsg_t *em)
 		pthread_cond_init(&w->cv, NULL);
 		p->workers[p->n_workers++] = w;
 		w->started = pthread_create(&w->tid, NULL, worker_main, w) == 0;
+		/* a target added while running gets the newest CRL now, not the next one */
+		for (size_t k = 0; p->ictx && k < p->n_issuers; k++)
+			if (p->ictx[k].is->id == w->t.issuer_id && p->ictx[k].crl)
+				hand(w, p->ictx[k].crl);
 	}
 	free(ts);
 	return REVO_OK;
 }
 
+static void worker_signal_stop(target_worker_t *w)
+{
+	pthread_mutex_lock(&w->mu);
+	w->stop = true;
+	pthread_cond_broadcast(&w->cv);
+	pthread_mutex_unlock(&w->mu);
+}
+
+static void worker_join_free(target_worker_t *w)
+{
+	if (w->started)
+		pthread_join(w->tid, NULL);
+	blob_unref(w->pending);
+	revo_target_clear(&w->t);
+	pthread_mutex_destroy(&w->mu);
+	pthread_cond_destroy(&w->cv);
+	free(w);
+}
+
 static void workers_stop(pub_t *p)
 {
-	for (size_t i = 0; i < p->n_workers; i++) {
-		target_worker_t *w = p->workers[i];
-		pthread_mutex_lock(&w->mu);
-		w->stop = true;
-		pthread_cond_broadcast(&w->cv);
-		pthread_mutex_unlock(&w->mu);
-	}
-	for (size_t i = 0; i < p->n_workers; i++) {
-		target_worker_t *w = p->workers[i];
-		if (w->started)
-			pthread_join(w->tid, NULL);
-		blob_unref(w->pending);
-		revo_target_clear(&w->t);
-		pthread_mutex_destroy(&w->mu);
-		pthread_cond_destroy(&w->cv);
-		free(w);
-	}
+	for (size_t i = 0; i < p->n_workers; i++)
+		worker_signal_stop(p->workers[i]);
+	for (size_t i = 0; i < p->n_retired; i++)
+		worker_signal_stop(p->retired[i]);
+	for (size_t i = 0; i < p->n_workers; i++)
+		worker_join_free(p->workers[i]);
+	for (size_t i = 0; i < p->n_retired; i++)
+		worker_join_free(p->retired[i]);
 	free(p->workers);
-	p->workers = NULL;
-	p->n_workers = 0;
+	free(p->retired);
+	p->workers = p->retired = NULL;
+	p->n_workers = p->n_retired = 0;
+}
+
+static bool same_str(const char *a, const char *b)
+{
+	return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+/* The same target, configured the same way (removed and added again differently: not). */
+static bool target_same(const revo_target_t *a, const revo_target_t *b)
+{
+	return strcmp(a->name, b->name) == 0 && a->issuer_id == b->issuer_id &&
+	       a->flags == b->flags && same_str(a->url, b->url) && same_str(a->region, b->region) &&
+	       same_str(a->endpoint, b->endpoint) && same_str(a->profile, b->profile) &&
+	       same_str(a->trust_anchor, b->trust_anchor);
+}
+
+/*
+ * Retire the workers of targets that were removed (or changed): they are told to stop,
+ * and an upload in flight ends on its own (its state write then finds no target), so a
+ * hanging target never holds the publisher. They are joined when the publisher stops.
+ */
+static void workers_prune(pub_t *p)
+{
+	revo_target_t *ts;
+	size_t n;
+	if (revo_store_targets(p->st, &ts, &n, NULL) != 0)
+		return;
+	size_t k = 0;
+	for (size_t i = 0; i < p->n_workers; i++) {
+		target_worker_t *w = p->workers[i];
+		bool keep = false;
+		for (size_t j = 0; j < n && !keep; j++)
+			keep = target_same(&ts[j], &w->t);
+		target_worker_t **nr =
+		    keep ? NULL : realloc(p->retired, (p->n_retired + 1) * sizeof(*nr));
+		if (keep || !nr) {
+			p->workers[k++] = w;
+			continue;
+		}
+		emit(p, REVO_EV_INFO, w->t.name, "target removed: no more uploads to it");
+		worker_signal_stop(w);
+		p->retired = nr;
+		p->retired[p->n_retired++] = w;
+	}
+	p->n_workers = k;
+	revo_targets_free(ts, n);
 }
 
 /* ---- issuers: keys, CRLs, OCSP ---- */
@@ -433,6 +502,31 @@ static void issuers_free(pub_t *p)
 	}
 	free(p->ictx);
 	revo_issuers_free(p->issuers, p->n_issuers);
+}
+
+/* Load issuers and keys again; on failure the ones loaded stay in use. */
+static int issuers_reload(pub_t *p, revo_errmsg_t *em)
+{
+	pub_t fresh = {.cfg = p->cfg, .st = p->st};
+	int rc = issuers_load(&fresh, em);
+	if (rc) {
+		issuers_free(&fresh);
+		return rc;
+	}
+	/* what was done for an issuer still holds: its schedule and its newest CRL */
+	for (size_t i = 0; i < fresh.n_issuers; i++)
+		for (size_t k = 0; k < p->n_issuers; k++)
+			if (fresh.ictx[i].is->id && fresh.ictx[i].is->id == p->ictx[k].is->id) {
+				fresh.ictx[i].last_crl = p->ictx[k].last_crl;
+				fresh.ictx[i].last_presign = p->ictx[k].last_presign;
+				fresh.ictx[i].crl = p->ictx[k].crl;
+				p->ictx[k].crl = NULL;
+			}
+	issuers_free(p);
+	p->issuers = fresh.issuers;
+	p->n_issuers = fresh.n_issuers;
+	p->ictx = fresh.ictx;
+	return REVO_OK;
 }
 
 /* Build the issuer's CRL into DIR/crl/NAME.crl and hand it to its targets. */
@@ -502,7 +596,7 @@ static int presign_all(pub_t *p, issuer_ctx_t *c, revo_errmsg_t *em)
 typedef struct changes {
 	pub_t *p;
 	uint64_t last;
-	bool issuers_changed, targets_changed;
+	bool issuers_changed, targets_changed, targets_removed;
 	struct {
 		uint32_t issuer;
 		bool listed; /* a revocation or unhold: the CRL changes */
@@ -516,8 +610,16 @@ static int change_cb(void *ctx, const revo_journal_entry_t *e)
 {
 	changes_t *ch = ctx;
 	ch->last = e->seq;
-	if (e->op == REVO_OP_ISSUER_ADD)
+	if (e->op == REVO_OP_ISSUER_ADD || e->op == REVO_OP_ISSUER_SET) {
+		pub_t *p = ch->p;
 		ch->issuers_changed = true;
+		if (p->n_reload_ids < sizeof(p->reload_ids) / sizeof(p->reload_ids[0]))
+			p->reload_ids[p->n_reload_ids++] = e->issuer_id;
+		else
+			p->reload_all = true;
+	}
+	if (e->op == REVO_OP_TARGET_REMOVE)
+		ch->targets_removed = true;
 	if (e->op == REVO_OP_TARGET_ADD)
 		ch->targets_changed = true;
 	if ((e->op == REVO_OP_REVOKE || e->op == REVO_OP_UNHOLD || e->op == REVO_OP_CERT_ADD) &&
@@ -550,11 +652,10 @@ static int on_changes(pub_t *p, revo_errmsg_t *em)
 		return rc;
 	}
 	p->last_seq = ch.last;
-	if (ch.targets_changed)
+	if (ch.issuers_changed || ch.targets_removed)
+		p->reload = true; /* after this round: its serials are signed with what is loaded */
+	else if (ch.targets_changed)
 		workers_start(p, em);
-	if (ch.issuers_changed)
-		emit(p, REVO_EV_INFO, NULL,
-		     "a new issuer was added: restart the publisher to publish it");
 	for (size_t i = 0; i < p->n_issuers; i++) {
 		issuer_ctx_t *c = &p->ictx[i];
 		if (!c->is->id)
@@ -605,6 +706,44 @@ static int round_all(pub_t *p, revo_errmsg_t *em)
 	return REVO_OK;
 }
 
+/*
+ * Issuers, keys or targets changed (issuer add/set and target remove seen in the
+ * journal, or SIGHUP): load them again without giving up the lock, retire the workers of
+ * removed targets, start those of new ones, and publish what changed (everything after
+ * SIGHUP: a key on disk may have been replaced).
+ */
+static void reload(pub_t *p)
+{
+	revo_notify("RELOADING=1\nSTATUS=reloading issuers, keys and targets");
+	revo_errmsg_t e2 = {{0}};
+	if (issuers_reload(p, &e2) != 0) {
+		emit(p, REVO_EV_INFO, NULL, "reload failed, the issuers and keys loaded stay: %s",
+		     e2.msg);
+		p->reload_all = false;
+		p->n_reload_ids = 0;
+	} else {
+		emit(p, REVO_EV_INFO, NULL, "reloaded issuers, keys and targets");
+	}
+	workers_prune(p);
+	workers_start(p, &e2);
+	for (size_t i = 0; i < p->n_issuers; i++) {
+		issuer_ctx_t *c = &p->ictx[i];
+		bool again = p->reload_all;
+		for (size_t k = 0; k < p->n_reload_ids && !again; k++)
+			again = p->reload_ids[k] == c->is->id;
+		if (!c->is->id || !again)
+			continue;
+		revo_errmsg_t e3 = {{0}};
+		if (presign_all(p, c, &e3) != 0 || publish_crl(p, c, &e3) != 0)
+			emit(p, REVO_EV_INFO, NULL,
+			     "publishing issuer '%s' after the reload failed: %s", c->is->name,
+			     e3.msg);
+	}
+	p->reload = p->reload_all = false;
+	p->n_reload_ids = 0;
+	revo_notifyf("READY=1\nSTATUS=publishing %zu target(s); watching the store", p->n_workers);
+}
+
 int revo_publish_run(const revo_publish_cfg_t *cfg, revo_errmsg_t *em)
 {
 	pub_t p = {.cfg = cfg};
@@ -631,14 +770,17 @@ int revo_publish_run(const revo_publish_cfg_t *cfg, revo_errmsg_t *em)
 		free(ch.v);
 		p.last_seq = ch.last;
 		p.last_txn = revo_store_txn_id(p.st);
+		p.n_reload_ids = 0; /* history: what is loaded now is current */
+		p.reload_all = false;
 	}
 	if (rc == 0)
 		rc = workers_start(&p, em);
-	struct sigaction sa = {.sa_handler = on_signal}, old_term, old_int;
+	struct sigaction sa = {.sa_handler = on_signal}, old_term, old_int, old_hup;
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGTERM, &sa, &old_term);
 	sigaction(SIGINT, &sa, &old_int);
-	stop_flag = 0;
+	sigaction(SIGHUP, &sa, &old_hup);
+	stop_flag = reload_flag = 0;
 	if (rc == 0)
 		rc = round_all(&p, em);
 	if (rc == 0 && cfg->once) {
@@ -676,6 +818,12 @@ int revo_publish_run(const revo_publish_cfg_t *cfg, revo_errmsg_t *em)
 					emit(&p, REVO_EV_INFO, NULL,
 					     "publishing a change failed: %s", e2.msg);
 			}
+			if (reload_flag) {
+				reload_flag = 0;
+				p.reload = p.reload_all = true;
+			}
+			if (p.reload)
+				reload(&p);
 			int64_t now = revo_now();
 			for (size_t i = 0; i < p.n_issuers; i++) {
 				issuer_ctx_t *c = &p.ictx[i];
@@ -697,6 +845,7 @@ int revo_publish_run(const revo_publish_cfg_t *cfg, revo_errmsg_t *em)
 	}
 	sigaction(SIGTERM, &old_term, NULL);
 	sigaction(SIGINT, &old_int, NULL);
+	sigaction(SIGHUP, &old_hup, NULL);
 	workers_stop(&p);
 	issuers_free(&p);
 	revo_store_close(p.st);

@@ -646,3 +646,57 @@ def test_daemon_not_issued_serial_reaches_targets(revo_bin, world, publisher):
     pub.ready()
     w.revo("revoke", "--serial", "0DEADBEEF1", "--issuer", "ca1", "--reason", "cessationOfOperation")
     assert P.wait_for(lambda: P.lists_serial(w, "file", 0x0DEADBEEF1), 3), pub.stdout()[-2000:]
+
+
+def test_daemon_reloads_a_new_issuer_and_a_removed_target(world, publisher, ca2, tmp_path):
+    """`issuer add`, `target remove` and `issuer set` while `revo publish` runs: it reloads
+    without a restart. The new issuer's target gets a CRL signed by the new CA; the removed
+    target gets nothing more; the publisher keeps its lock and pid."""
+    w = world
+    w.file_target("keep")
+    gone = w.file_target("gone")
+    pub = publisher(w.revo, env=ENV)
+    pub.ready()
+    P.wait_for(lambda: w.fetch("gone") is not None, 5)
+    held = w.fetch("gone").number
+
+    # a second issuer and its target, registered while the publisher runs
+    w.revo("issuer", "add", "ca2", "--cert", ca2.cert_path, "--key", ca2.key_path)
+    path2 = tmp_path / "ca2.crl"
+    w.revo("target", "add", "file2", f"file://{path2}", "--issuer", "ca2")
+    v = P.wait_for(lambda: P.crl_or_none(path2.read_bytes() if path2.exists() else None, ca2), 5)
+    assert v is not None and v.signature_ok, pub.stdout()[-2000:]
+    pub.wait_output(r"reloaded issuers, keys and targets")
+
+    # the removed target keeps what it held; the other one gets the revocation
+    w.revo("target", "remove", "gone")
+    pub.wait_output(r"target removed: no more uploads to it")
+    leaf = w.add_leaf("reload-host")
+    w.revo("revoke", "--serial", leaf.hex, "--reason", "keyCompromise")
+    assert P.wait_for(lambda: P.lists_serial(w, "keep", leaf.serial), 5), pub.stdout()[-2000:]
+    time.sleep(0.5)
+    assert P.crl_or_none(gone.read_bytes(), w.ca).number == held
+
+    # issuer set: reloaded, and that issuer published again with its new settings
+    crl_before = w.fetch("keep").number
+    w.revo("issuer", "set", "ca1", "--ocsp-validity", "3h")
+    P.wait_for(lambda: pub.stdout().count("reloaded issuers, keys and targets") >= 2, 5)
+    v = P.wait_for(lambda: (lambda c: c if c and c.number > crl_before else None)(w.fetch("keep")), 5)
+    assert v is not None, pub.stdout()[-2000:]
+    assert pub.alive()
+    pub.stop()
+
+
+def test_daemon_sighup_reloads_and_publishes_every_issuer(world, publisher):
+    w = world
+    w.file_target("file")
+    pub = publisher(w.revo, env=ENV)
+    pub.ready()
+    P.wait_for(lambda: w.fetch("file") is not None, 5)
+    before = w.fetch("file").number
+    pub.proc.send_signal(signal.SIGHUP)
+    pub.wait_output(r"reloaded issuers, keys and targets")
+    v = P.wait_for(lambda: (lambda c: c if c and c.number > before else None)(w.fetch("file")), 5)
+    assert v is not None and v.signature_ok, pub.stdout()[-2000:]
+    assert pub.alive()
+    pub.stop()
