@@ -14,7 +14,7 @@ UNITS = ["revo-ocsp.service", "revo-publish.service"]
 def _bin():
     for b in os.environ.get("REVO_BINS", str(ROOT / "build" / "revo")).split(":"):
         if os.path.exists(b):
-            return b
+            return os.path.abspath(b)
     pytest.fail("no revo binary (REVO_BINS)")
 
 
