@@ -35,6 +35,25 @@ static bool list_has(const char *v, size_t n, const char *tok)
 	return false;
 }
 
+/* Does @p (@n octets) hold a control character, space or DEL? Eight octets at a time. */
+static bool has_ctl(const char *p, size_t n)
+{
+	const uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
+	size_t i = 0;
+	for (; i + 8 <= n; i += 8) {
+		uint64_t x, del;
+		memcpy(&x, p + i, 8);
+		del = x ^ (ones * 0x7f);
+		/* nonzero iff an octet is below 0x21 / an octet of del is zero (is 0x7f) */
+		if (((x - ones * 0x21) & ~x & highs) | ((del - ones) & ~del & highs))
+			return true;
+	}
+	for (; i < n; i++)
+		if ((unsigned char)p[i] <= 0x20 || p[i] == 0x7f)
+			return true;
+	return false;
+}
+
 int revo_http_parse(const char *buf, size_t len, size_t max_head, revo_http_req_t *out)
 {
 	memset(out, 0, sizeof(*out));
@@ -42,9 +61,9 @@ int revo_http_parse(const char *buf, size_t len, size_t max_head, revo_http_req_
 	size_t end = 0;
 	bool found = false;
 	size_t limit = len < max_head ? len : max_head;
-	for (size_t i = 0; i < limit; i++) {
-		if (buf[i] != '\n')
-			continue;
+	for (const char *nl = buf; (nl = memchr(nl, '\n', (size_t)(buf + limit - nl))) != NULL;
+	     nl++) {
+		size_t i = (size_t)(nl - buf);
 		if (i + 1 < len && buf[i + 1] == '\n') {
 			end = i + 2;
 			found = true;
@@ -98,9 +117,8 @@ int revo_http_parse(const char *buf, size_t len, size_t max_head, revo_http_req_
 		out->minor = 1;
 	else
 		return REVO_HTTP_VERSION;
-	for (size_t i = 0; i < out->target_len; i++)
-		if ((unsigned char)t[i] <= 0x20 || t[i] == 0x7f)
-			return REVO_HTTP_BAD;
+	if (has_ctl(t, out->target_len))
+		return REVO_HTTP_BAD;
 	/* path of an absolute-form target */
 	out->path = t;
 	out->path_len = out->target_len;

@@ -165,43 +165,73 @@ int revo_ocsp_request_parse(const uint8_t *der, size_t len, size_t max_ids,
 	return REVO_OK;
 }
 
+/* the slow path refuses paths that decode to more than this */
+#define PATH_DEC_MAX 8192
+
+/* The value of base64 digit @c (either alphabet), or -1. */
+#define B64_VAL(c)                                                                                 \
+	((c) >= 'A' && (c) <= 'Z'   ? (c) - 'A'                                                    \
+	 : (c) >= 'a' && (c) <= 'z' ? (c) - 'a' + 26                                               \
+	 : (c) >= '0' && (c) <= '9' ? (c) - '0' + 52                                               \
+	 : (c) == '+' || (c) == '-' ? 62                                                           \
+	 : (c) == '/' || (c) == '_' ? 63                                                           \
+				    : -1)
+/*
+ * GET decoding tables, computed by the compiler: each octet's digit value already
+ * shifted to its place in a group of four (so a group is four lookups ORed), B64_BAD
+ * for an octet that is no digit ('=' included: padding is stripped before).
+ */
+#define B64_BAD        0x80000000u
+#define B64_AT(sh, c)  (B64_VAL(c) < 0 ? B64_BAD : (uint32_t)B64_VAL(c) << (sh))
+#define B64_R4(sh, c)  B64_AT(sh, c), B64_AT(sh, c + 1), B64_AT(sh, c + 2), B64_AT(sh, c + 3)
+#define B64_R16(sh, c) B64_R4(sh, c), B64_R4(sh, c + 4), B64_R4(sh, c + 8), B64_R4(sh, c + 12)
+#define B64_R64(sh, c) B64_R16(sh, c), B64_R16(sh, c + 16), B64_R16(sh, c + 32), B64_R16(sh, c + 48)
+#define B64_R256(sh)   B64_R64(sh, 0), B64_R64(sh, 64), B64_R64(sh, 128), B64_R64(sh, 192)
+static const uint32_t B64_0[256] = {B64_R256(18)}, B64_1[256] = {B64_R256(12)},
+		      B64_2[256] = {B64_R256(6)}, B64_3[256] = {B64_R256(0)};
+
+/* a hex digit's value plus one, 0 for anything else */
+static const uint8_t HEX[256] = {
+    ['0'] = 1,  ['1'] = 2,  ['2'] = 3,  ['3'] = 4,  ['4'] = 5,  ['5'] = 6,  ['6'] = 7,  ['7'] = 8,
+    ['8'] = 9,  ['9'] = 10, ['a'] = 11, ['b'] = 12, ['c'] = 13, ['d'] = 14, ['e'] = 15, ['f'] = 16,
+    ['A'] = 11, ['B'] = 12, ['C'] = 13, ['D'] = 14, ['E'] = 15, ['F'] = 16,
+};
+
 static int hexval(int c)
 {
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
+	return (int)HEX[c & 0xff] - 1;
 }
 
 static int b64val(int c)
 {
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+' || c == '-')
-		return 62;
-	if (c == '/' || c == '_')
-		return 63;
-	return -1;
+	uint32_t v = B64_3[c & 0xff];
+	return v & B64_BAD ? -1 : (int)v;
 }
 
-/* Decode base64 (either alphabet, padding optional) of @s into @out; -1 when invalid. */
+/*
+ * Decode base64 (either alphabet, padding optional) of @s into @out; -1 when invalid.
+ * Whole groups of four digits at a time; @out may be @s (decoding in place).
+ */
 static long b64_decode(const char *s, size_t n, uint8_t *out, size_t cap)
 {
 	while (n && s[n - 1] == '=')
 		n--;
 	if (n % 4 == 1)
 		return -1;
-	size_t o = 0;
+	size_t i = 0, o = 0;
+	for (; n - i >= 4; i += 4) {
+		uint32_t v = B64_0[(unsigned char)s[i]] | B64_1[(unsigned char)s[i + 1]] |
+			     B64_2[(unsigned char)s[i + 2]] | B64_3[(unsigned char)s[i + 3]];
+		if ((v & B64_BAD) || cap - o < 3)
+			return -1;
+		out[o] = (uint8_t)(v >> 16);
+		out[o + 1] = (uint8_t)(v >> 8);
+		out[o + 2] = (uint8_t)v;
+		o += 3;
+	}
 	uint32_t acc = 0;
 	int bits = 0;
-	for (size_t i = 0; i < n; i++) {
+	for (; i < n; i++) {
 		int v = b64val((unsigned char)s[i]);
 		if (v < 0)
 			return -1;
@@ -217,10 +247,14 @@ static long b64_decode(const char *s, size_t n, uint8_t *out, size_t cap)
 	return (long)o;
 }
 
-int revo_ocsp_request_from_path(const char *path, size_t path_len, uint8_t *buf, size_t cap,
-				size_t max_ids, revo_ocsp_request_t *out)
+/*
+ * The general decoder: percent-decode the whole path, then try the segment after the
+ * last literal '/', then the segment after every other '/', leftmost first.
+ */
+static int from_path_slow(const char *path, size_t path_len, uint8_t *buf, size_t cap,
+			  size_t max_ids, revo_ocsp_request_t *out)
 {
-	char dec[8192];
+	char dec[PATH_DEC_MAX];
 	size_t n = 0, last_literal = 0;
 	bool have_literal = false;
 	for (size_t i = 0; i < path_len && path[i] != '?' && path[i] != '#'; i++) {
@@ -243,11 +277,6 @@ int revo_ocsp_request_from_path(const char *path, size_t path_len, uint8_t *buf,
 			dec[n++] = path[i];
 		}
 	}
-	/*
-	 * Clients that follow RFC 6960 A.1 percent-encode the base64, so the request is what
-	 * follows the last literal '/': try that first. Others leave '/' of the base64 as is:
-	 * then the request starts after one of the slashes, tried leftmost first.
-	 */
 	if (have_literal) {
 		long dl = b64_decode(dec + last_literal + 1, n - last_literal - 1, buf, cap);
 		if (dl > 0 && revo_ocsp_request_parse(buf, (size_t)dl, max_ids, out) == 0)
@@ -261,4 +290,58 @@ int revo_ocsp_request_from_path(const char *path, size_t path_len, uint8_t *buf,
 			return REVO_OK;
 	}
 	return REVO_EINVAL;
+}
+
+/* Percent-decode @s (@n octets) into @out; -1 for a bad escape or no room. */
+static long pct_decode(const char *s, size_t n, char *out, size_t cap)
+{
+	size_t o = 0;
+	for (;;) {
+		const char *pc = memchr(s, '%', n);
+		size_t run = pc ? (size_t)(pc - s) : n;
+		if (run > cap - o)
+			return -1;
+		memcpy(out + o, s, run);
+		o += run;
+		if (!pc)
+			return (long)o;
+		s += run;
+		n -= run;
+		if (n < 3 || o == cap || !HEX[(unsigned char)s[1]] || !HEX[(unsigned char)s[2]])
+			return -1;
+		out[o++] =
+		    (char)((HEX[(unsigned char)s[1]] - 1) << 4 | (HEX[(unsigned char)s[2]] - 1));
+		s += 3;
+		n -= 3;
+	}
+}
+
+int revo_ocsp_request_from_path(const char *path, size_t path_len, uint8_t *buf, size_t cap,
+				size_t max_ids, revo_ocsp_request_t *out)
+{
+	/*
+	 * Clients that follow RFC 6960 A.1 percent-encode the base64, so the request is
+	 * what follows the last literal '/': percent-decode that segment into @buf, then
+	 * base64-decode it there in place (no copy of the path, no allocation). Anything
+	 * else (no literal '/', an escape in the prefix, a path the slow path refuses as
+	 * too long, a segment that is not one request) takes the slow path, which also
+	 * tries the segments after the other slashes (clients that leave '/' of the base64
+	 * as is) and decides exactly as before.
+	 */
+	size_t end = path_len;
+	const char *q = memchr(path, '?', end);
+	if (q)
+		end = (size_t)(q - path);
+	q = memchr(path, '#', end);
+	if (q)
+		end = (size_t)(q - path);
+	const char *slash = end <= PATH_DEC_MAX ? memrchr(path, '/', end) : NULL;
+	if (slash && !memchr(path, '%', (size_t)(slash - path))) {
+		size_t seg = (size_t)(slash + 1 - path);
+		long m = pct_decode(path + seg, end - seg, (char *)buf, cap);
+		long dl = m > 0 ? b64_decode((const char *)buf, (size_t)m, buf, cap) : -1;
+		if (dl > 0 && revo_ocsp_request_parse(buf, (size_t)dl, max_ids, out) == 0)
+			return REVO_OK;
+	}
+	return from_path_slow(path, path_len, buf, cap, max_ids, out);
 }

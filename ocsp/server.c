@@ -1,8 +1,11 @@
 /*
  * The OCSP responder: N worker threads, each with its own event_base, its own
  * listening sockets on the shared port (SO_REUSEPORT), its own store reader and its own
- * counters. A request flows: bufferevent input -> revo_http_parse -> decode (GET path or
- * POST body) -> answer() -> one evbuffer holding the prebuilt header and the body.
+ * counters. A request flows: one read() into the worker's input buffer -> revo_http_parse
+ * -> decode (GET path or POST body, in place) -> answer() -> the header (per-second and
+ * per-response parts formatted once) and the body in the worker's output buffer -> one
+ * send(). Only what stays (a partial request, an answer the socket did not take) is
+ * copied into the connection's evbuffers, so a request costs no allocation.
  *
  * answer() serves the pre-signed response when it is fresh and agrees with the store's
  * revocation state; otherwise it signs on demand with the delegated key when it has one,
@@ -38,6 +41,7 @@
 #include <unistd.h>
 
 #define MAX_LISTEN    16
+#define PATH_MAX_LEN  8192 /* request paths this long are refused (400) */
 #define DRAIN_SECONDS 10
 #define N_BUCKETS     11
 
@@ -88,6 +92,22 @@ typedef struct generation {
 typedef struct server server_t;
 typedef struct worker worker_t;
 
+/* cacheable header blocks kept per worker (a power of two), indexed by ETag */
+#define HDR_CACHE 16
+
+/*
+ * The RFC 5019 cache headers of one pre-signed response (Cache-Control, Last-Modified,
+ * Expires, ETag) as of one second: they depend on the response and, through max-age,
+ * on the time only. A worker formats them once per response and second.
+ */
+typedef struct hdr_cache {
+	uint8_t etag[16];
+	int64_t this_update, next_update;
+	int64_t at; /* the second max-age was computed for; 0: unused */
+	size_t len;
+	char text[256];
+} hdr_cache_t;
+
 /*
  * A connection: its socket, one persistent read event, a write event added only while
  * output is pending (so a request answered at once costs no epoll_ctl), one timer for
@@ -100,6 +120,8 @@ typedef struct conn {
 	struct evbuffer *in, *out;
 	struct conn *prev, *next;
 	int64_t started_ms; /* first octet of the request being read, 0 when idle */
+	int64_t due_ms;     /* the idle, read or write deadline (monotonic) */
+	int64_t armed_ms;   /* when tev fires, at or before due_ms; 0: not armed */
 	bool reading;       /* rev is added */
 	bool writing;       /* wev is added */
 	bool paused;        /* reading stopped until the client reads its answers */
@@ -120,10 +142,23 @@ struct worker {
 	int n_conns;
 	bool draining;
 	counters_t c;
-	char date[40];
+	char date[40];    /* IMF-fixdate of date_at */
+	char head200[96]; /* "HTTP/1.1 200 OK", Date and Server lines as of date_at */
+	size_t head200_len;
 	int64_t date_at;
+	hdr_cache_t hdrs[HDR_CACHE];
 	revo_ocsp_request_t req;
 	uint8_t reqbuf[16384];
+	/*
+	 * One read and the answers to it pass through these buffers without allocation;
+	 * only what stays (a partial request, answers the socket did not take) moves to
+	 * the connection's evbuffers. in_conn/out_conn: the connection they hold data of.
+	 */
+	conn_t *in_conn, *out_conn;
+	const char *in_p;
+	size_t in_n, out_n;
+	char in[65536];
+	char out[65536];
 };
 
 struct server {
@@ -323,13 +358,13 @@ static const char *reason_phrase(int code)
 
 /* A header being assembled: appends without format parsing (the hot path). */
 typedef struct hbuf {
-	char p[1024];
-	size_t n;
+	char *p;
+	size_t n, cap;
 } hbuf_t;
 
 static void hb_str(hbuf_t *h, const char *s, size_t n)
 {
-	if (h->n + n < sizeof(h->p)) {
+	if (h->n + n < h->cap) {
 		memcpy(h->p + h->n, s, n);
 		h->n += n;
 	}
@@ -356,32 +391,107 @@ static void hb_uint(hbuf_t *h, uint64_t v)
 static void hb_hex(hbuf_t *h, const uint8_t *p, size_t n)
 {
 	static const char hx[] = "0123456789abcdef";
-	for (size_t i = 0; i < n && h->n + 2 < sizeof(h->p); i++) {
+	for (size_t i = 0; i < n && h->n + 2 < h->cap; i++) {
 		h->p[h->n++] = hx[p[i] >> 4];
 		h->p[h->n++] = hx[p[i] & 15];
 	}
 }
 
+/* The Date line and the start of every 200 answer, once per second. */
+static void set_date(worker_t *w, int64_t now)
+{
+	hbuf_t h = {w->head200, 0, sizeof(w->head200)};
+	http_date(now, w->date, sizeof(w->date));
+	w->date_at = now;
+	HB_LIT(&h, "HTTP/1.1 200 OK\r\nDate: ");
+	hb_cstr(&h, w->date);
+	HB_LIT(&h, "\r\nServer: revo\r\n");
+	w->head200_len = h.n;
+}
+
+/*
+ * The cache headers of @r's pre-signed response at @now: max-age bounded by nextUpdate
+ * and --max-age, Last-Modified = thisUpdate, Expires = nextUpdate, ETag. Borrowed from
+ * @w until its next call.
+ */
+static const hdr_cache_t *cache_headers(worker_t *w, const reply_t *r, int64_t now)
+{
+	hdr_cache_t *e = &w->hdrs[r->etag[0] & (HDR_CACHE - 1)];
+	if (e->at == now && e->this_update == r->this_update && e->next_update == r->next_update &&
+	    memcmp(e->etag, r->etag, sizeof(e->etag)) == 0)
+		return e;
+	int64_t max_age = r->next_update - now;
+	if (max_age > w->srv->cfg->max_age_cap)
+		max_age = w->srv->cfg->max_age_cap;
+	if (max_age < 0)
+		max_age = 0;
+	char d[40];
+	hbuf_t h = {e->text, 0, sizeof(e->text)};
+	HB_LIT(&h, "Cache-Control: max-age=");
+	hb_uint(&h, (uint64_t)max_age);
+	HB_LIT(&h, ", public, no-transform, must-revalidate\r\nLast-Modified: ");
+	http_date(r->this_update, d, sizeof(d));
+	hb_cstr(&h, d);
+	HB_LIT(&h, "\r\nExpires: ");
+	http_date(r->next_update, d, sizeof(d));
+	hb_cstr(&h, d);
+	HB_LIT(&h, "\r\nETag: \"");
+	hb_hex(&h, r->etag, 16);
+	HB_LIT(&h, "\"\r\n");
+	e->len = h.n;
+	memcpy(e->etag, r->etag, sizeof(e->etag));
+	e->this_update = r->this_update;
+	e->next_update = r->next_update;
+	e->at = now;
+	return e;
+}
+
+static void close_when_flushed(conn_t *c);
+
+/*
+ * Move the worker's pending output to its connection's evbuffer, ahead of anything
+ * newer. Only when it is full: process() and flush() run in pairs for one connection.
+ */
+static void out_spill(worker_t *w)
+{
+	conn_t *c = w->out_conn;
+	if (!c)
+		return;
+	if (evbuffer_add(c->out, w->out, w->out_n) != 0)
+		close_when_flushed(c); /* out of memory: no half answer */
+	w->out_conn = NULL;
+	w->out_n = 0;
+}
+
+/* Octets of answers queued for @c and not written yet. */
+static size_t out_pending(const conn_t *c)
+{
+	return evbuffer_get_length(c->out) + (c->w->out_conn == c ? c->w->out_n : 0);
+}
+
+/*
+ * Queue the head and body of @r: in the worker's output buffer while nothing older is
+ * pending for @c (flush() writes it with one send and keeps what the socket did not
+ * take in @c's evbuffer), else in one contiguous piece of @c's evbuffer.
+ */
 static void queue_reply(worker_t *w, conn_t *c, const reply_t *r, bool head_only)
 {
-	hbuf_t h;
-	h.n = 0;
+	char hdr[1024];
+	hbuf_t h = {hdr, 0, sizeof(hdr)};
 	int64_t now = revo_now();
-	if (now != w->date_at) {
-		http_date(now, w->date, sizeof(w->date));
-		w->date_at = now;
-	}
+	if (now != w->date_at)
+		set_date(w, now);
 	if (r->http == 200) {
-		HB_LIT(&h, "HTTP/1.1 200 OK\r\nDate: ");
+		hb_str(&h, w->head200, w->head200_len);
 	} else {
 		HB_LIT(&h, "HTTP/1.1 ");
 		hb_uint(&h, (uint64_t)r->http);
 		HB_LIT(&h, " ");
 		hb_cstr(&h, reason_phrase(r->http));
 		HB_LIT(&h, "\r\nDate: ");
+		hb_cstr(&h, w->date);
+		HB_LIT(&h, "\r\nServer: revo\r\n");
 	}
-	hb_cstr(&h, w->date);
-	HB_LIT(&h, "\r\nServer: revo\r\n");
 	if (r->type) {
 		HB_LIT(&h, "Content-Type: ");
 		hb_cstr(&h, r->type);
@@ -393,23 +503,8 @@ static void queue_reply(worker_t *w, conn_t *c, const reply_t *r, bool head_only
 		HB_LIT(&h, "\r\n");
 	}
 	if (r->cacheable) {
-		int64_t max_age = r->next_update - now;
-		if (max_age > w->srv->cfg->max_age_cap)
-			max_age = w->srv->cfg->max_age_cap;
-		if (max_age < 0)
-			max_age = 0;
-		char d[40];
-		HB_LIT(&h, "Cache-Control: max-age=");
-		hb_uint(&h, (uint64_t)max_age);
-		HB_LIT(&h, ", public, no-transform, must-revalidate\r\nLast-Modified: ");
-		http_date(r->this_update, d, sizeof(d));
-		hb_cstr(&h, d);
-		HB_LIT(&h, "\r\nExpires: ");
-		http_date(r->next_update, d, sizeof(d));
-		hb_cstr(&h, d);
-		HB_LIT(&h, "\r\nETag: \"");
-		hb_hex(&h, r->etag, 16);
-		HB_LIT(&h, "\"\r\n");
+		const hdr_cache_t *hc = cache_headers(w, r, now);
+		hb_str(&h, hc->text, hc->len);
 	} else if (r->http == 200) {
 		HB_LIT(&h, "Cache-Control: no-store\r\n");
 	}
@@ -418,9 +513,28 @@ static void queue_reply(worker_t *w, conn_t *c, const reply_t *r, bool head_only
 	if (r->close)
 		HB_LIT(&h, "Connection: close\r\n");
 	HB_LIT(&h, "\r\n");
-	evbuffer_add(c->out, h.p, h.n);
-	if (r->body_len && r->http != 304 && !head_only)
-		evbuffer_add(c->out, r->body, r->body_len);
+	size_t body = r->body_len && r->http != 304 && !head_only ? r->body_len : 0;
+	if (w->out_conn && (w->out_conn != c || h.n + body > sizeof(w->out) - w->out_n))
+		out_spill(w);
+	if (evbuffer_get_length(c->out) == 0 && h.n + body <= sizeof(w->out) - w->out_n) {
+		/* nothing older pending: the worker's buffer, written by flush() */
+		memcpy(w->out + w->out_n, h.p, h.n);
+		if (body)
+			memcpy(w->out + w->out_n + h.n, r->body, body);
+		w->out_n += h.n + body;
+		w->out_conn = c;
+		return;
+	}
+	struct evbuffer_iovec v;
+	if (evbuffer_reserve_space(c->out, (ev_ssize_t)(h.n + body), &v, 1) != 1) {
+		close_when_flushed(c); /* out of memory: no half answer */
+		return;
+	}
+	memcpy(v.iov_base, h.p, h.n);
+	if (body)
+		memcpy((char *)v.iov_base + h.n, r->body, body);
+	v.iov_len = h.n + body;
+	evbuffer_commit_space(c->out, &v, 1);
 }
 
 /* ---- answering ---- */
@@ -429,9 +543,12 @@ static bool etag_matches(const revo_http_req_t *h, const uint8_t *etag)
 {
 	if (!h->if_none_match)
 		return false;
-	char et[33];
-	for (int i = 0; i < 16; i++)
-		snprintf(et + 2 * i, 3, "%02x", etag[i]);
+	static const char hx[] = "0123456789abcdef";
+	char et[32];
+	for (int i = 0; i < 16; i++) {
+		et[2 * i] = hx[etag[i] >> 4];
+		et[2 * i + 1] = hx[etag[i] & 15];
+	}
 	const char *v = h->if_none_match;
 	size_t n = h->if_none_match_len;
 	if (n == 1 && v[0] == '*')
@@ -686,6 +803,14 @@ static void metrics(worker_t *w, struct evbuffer *body, reply_t *r)
 static void conn_free(conn_t *c)
 {
 	worker_t *w = c->w;
+	if (w->out_conn == c) {
+		w->out_conn = NULL;
+		w->out_n = 0;
+	}
+	if (w->in_conn == c) {
+		w->in_conn = NULL;
+		w->in_n = 0;
+	}
 	if (c->prev)
 		c->prev->next = c->next;
 	else
@@ -705,10 +830,25 @@ static void conn_free(conn_t *c)
 		event_base_loopbreak(w->base);
 }
 
-static void set_timer(conn_t *c, int64_t ms)
+static void arm_timer(conn_t *c, int64_t now_ms, int64_t ms)
 {
 	struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
 	event_add(c->tev, &tv);
+	c->armed_ms = now_ms + ms;
+}
+
+/*
+ * The connection's deadline is now + @ms. Lazily: a later deadline than the armed
+ * timer's (the idle timeout renewed after every answer) only is noted, and timer_cb
+ * re-arms for the rest, so a request costs no timer re-insertion.
+ */
+static void set_timer(conn_t *c, int64_t ms)
+{
+	int64_t now_ms = mono_ns() / 1000000;
+	c->due_ms = now_ms + ms;
+	if (c->armed_ms && c->armed_ms <= c->due_ms)
+		return;
+	arm_timer(c, now_ms, ms);
 }
 
 static void stop_reading(conn_t *c)
@@ -733,13 +873,28 @@ static void close_when_flushed(conn_t *c)
 static void process(conn_t *c);
 
 /*
- * Write what can be written now (one writev for everything queued). Returns false when
- * the connection was freed.
+ * Write what can be written now (one write or writev for everything queued). Returns
+ * false when the connection was freed.
  */
 static bool flush(conn_t *c)
 {
+	worker_t *w = c->w;
 	size_t left = evbuffer_get_length(c->out);
-	if (left) {
+	if (w->out_conn == c) {
+		/* answers queued in the worker's buffer (c->out is empty then): one write */
+		ssize_t n = send(c->fd, w->out, w->out_n, MSG_NOSIGNAL);
+		bool failed = n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR;
+		size_t sent = n > 0 ? (size_t)n : 0;
+		if (!failed && sent < w->out_n)
+			failed = evbuffer_add(c->out, w->out + sent, w->out_n - sent) != 0;
+		w->out_conn = NULL;
+		w->out_n = 0;
+		if (failed) {
+			conn_free(c);
+			return false;
+		}
+		left = evbuffer_get_length(c->out);
+	} else if (left) {
 		int n = evbuffer_write(c->out, c->fd);
 		if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
 			conn_free(c);
@@ -788,9 +943,16 @@ static void write_cb(evutil_socket_t fd, short what, void *arg)
 
 static void timer_cb(evutil_socket_t fd, short what, void *arg)
 {
+	conn_t *c = arg;
 	(void)fd;
 	(void)what;
-	conn_free(arg); /* idle, too slow to send a request, or too slow to read answers */
+	int64_t now_ms = mono_ns() / 1000000;
+	c->armed_ms = 0;
+	if (c->due_ms > now_ms) {
+		arm_timer(c, now_ms, c->due_ms - now_ms); /* the deadline moved on */
+		return;
+	}
+	conn_free(c); /* idle, too slow to send a request, or too slow to read answers */
 }
 
 static void http_error(worker_t *w, conn_t *c, int code, bool close, const char *extra)
@@ -839,20 +1001,160 @@ static void arm_read_deadline(conn_t *c, int64_t now_ms)
 	set_timer(c, left < 1 ? 1 : left);
 }
 
+/*
+ * The input of @c as one piece: the worker's read buffer when this read went there,
+ * else @c's evbuffer (partial requests and pipelined leftovers), made contiguous.
+ */
+static const char *in_view(conn_t *c, size_t *avail)
+{
+	worker_t *w = c->w;
+	if (w->in_conn == c) {
+		*avail = w->in_n;
+		return w->in_p;
+	}
+	*avail = evbuffer_get_length(c->in);
+	return *avail ? (const char *)evbuffer_pullup(c->in, -1) : NULL;
+}
+
+static void in_consume(conn_t *c, size_t n)
+{
+	worker_t *w = c->w;
+	if (w->in_conn == c) {
+		w->in_p += n;
+		w->in_n -= n;
+	} else {
+		evbuffer_drain(c->in, n);
+	}
+}
+
+/* After process(): what is left of the worker's read buffer goes to @c's evbuffer. */
+static void in_keep(conn_t *c)
+{
+	worker_t *w = c->w;
+	if (w->in_conn != c)
+		return;
+	if (w->in_n)
+		evbuffer_add(c->in, w->in_p, w->in_n);
+	w->in_conn = NULL;
+	w->in_n = 0;
+}
+
+/*
+ * Answer the complete request @h (its body of @body_len octets at @body), borrowed
+ * from @c's input until the caller consumes it. Returns false when @c is to close.
+ */
+static bool handle_request(conn_t *c, revo_http_req_t *h, const uint8_t *body, size_t body_len,
+			   bool close, int64_t t0)
+{
+	worker_t *w = c->w;
+	const revo_ocsp_server_cfg_t *cfg = w->srv->cfg;
+	bool keep_alive_10 = h->minor == 0 && h->conn_keep_alive && !close;
+	const char *path = h->path;
+	size_t path_len = h->path_len;
+	/* an If-None-Match this long is no ETag of ours: as if absent */
+	if (h->if_none_match_len == 0 || h->if_none_match_len >= 128) {
+		h->if_none_match = NULL;
+		h->if_none_match_len = 0;
+	}
+	reply_t r = {0};
+	struct evbuffer *text = NULL;
+	uint8_t *signed_der = NULL;
+	int outcome;
+	const char *extra = keep_alive_10 ? "Connection: keep-alive\r\n" : NULL;
+	if (h->method != REVO_HTTP_GET && h->method != REVO_HTTP_POST) {
+		count(w, h->method, OUT_HTTP_ERROR, t0);
+		http_error(w, c, 405, close, "Allow: GET, POST\r\n");
+		return !close;
+	}
+	if (path_len >= PATH_MAX_LEN) {
+		count(w, h->method, OUT_HTTP_ERROR, t0);
+		http_error(w, c, 400, true, NULL);
+		return false;
+	}
+	bool is_health = path_len == 8 && memcmp(path, "/healthz", 8) == 0;
+	bool is_metrics = path_len == 8 && memcmp(path, "/metrics", 8) == 0;
+	if ((is_health || is_metrics) && h->method == REVO_HTTP_GET) {
+		text = evbuffer_new();
+		if (is_health)
+			healthz(w, text, &r);
+		else
+			metrics(w, text, &r);
+		r.body_len = evbuffer_get_length(text);
+		r.body = evbuffer_pullup(text, -1);
+		outcome = is_health ? OUT_HEALTH : OUT_METRICS;
+	} else if (is_health || is_metrics) {
+		count(w, h->method, OUT_HTTP_ERROR, t0);
+		http_error(w, c, 405, close, "Allow: GET\r\n");
+		return !close;
+	} else {
+		revo_ocsp_request_t *req = &w->req;
+		int drc;
+		if (h->method == REVO_HTTP_POST) {
+			if (!h->type_ocsp) {
+				count(w, h->method, OUT_HTTP_ERROR, t0);
+				http_error(w, c, 415, close, NULL);
+				return !close;
+			}
+			/* the request borrows from the input, which stays until answered */
+			drc = body_len <= sizeof(w->reqbuf)
+				  ? revo_ocsp_request_parse(body, body_len, cfg->max_ids, req)
+				  : REVO_EINVAL;
+		} else {
+			drc = revo_ocsp_request_from_path(path, path_len, w->reqbuf,
+							  sizeof(w->reqbuf), cfg->max_ids, req);
+			if (drc && !looks_like_ocsp_path(path, path_len)) {
+				count(w, h->method, OUT_HTTP_ERROR, t0);
+				http_error(w, c, 404, close, NULL);
+				return !close;
+			}
+		}
+		if (drc) {
+			size_t el;
+			r.http = 200;
+			r.type = "application/ocsp-response";
+			r.body = revo_ocsp_error_response(REVO_OCSP_MALFORMED, &el);
+			r.body_len = el;
+			outcome = OUT_MALFORMED;
+		} else if (revo_reader_begin(w->reader, NULL) != 0) {
+			size_t el;
+			r.http = 200;
+			r.type = "application/ocsp-response";
+			r.body = revo_ocsp_error_response(REVO_OCSP_TRY_LATER, &el);
+			r.body_len = el;
+			outcome = OUT_TRY_LATER;
+		} else {
+			outcome = answer(w, req, h, h->method == REVO_HTTP_GET, &r, &signed_der);
+		}
+	}
+	r.close = close;
+	r.extra = extra;
+	queue_reply(w, c, &r, false);
+	revo_reader_end(w->reader); /* after the body (borrowed from the map) is copied */
+	OPENSSL_free(signed_der);
+	if (text)
+		evbuffer_free(text);
+	count(w, h->method, outcome, t0);
+	if (close) {
+		close_when_flushed(c);
+		return false;
+	}
+	return true;
+}
+
 /* Handle every complete request in @c's input, in order (pipelining). */
 static void process(conn_t *c)
 {
 	worker_t *w = c->w;
 	const revo_ocsp_server_cfg_t *cfg = w->srv->cfg;
-	struct evbuffer *in = c->in;
 	while (!c->closing) {
-		if (evbuffer_get_length(c->out) > OUT_HIGH) {
+		if (out_pending(c) > OUT_HIGH) {
 			/* the client does not read its answers: stop reading its requests */
 			c->paused = true;
 			stop_reading(c);
 			return;
 		}
-		size_t avail = evbuffer_get_length(in);
+		size_t avail;
+		const char *buf = in_view(c, &avail);
 		if (avail == 0) {
 			if (c->started_ms)
 				set_timer(c, (int64_t)cfg->idle_timeout * 1000);
@@ -863,7 +1165,6 @@ static void process(conn_t *c)
 		if (!c->started_ms)
 			c->started_ms = now_ms;
 		size_t look = avail < cfg->max_header ? avail : cfg->max_header;
-		const char *buf = (const char *)evbuffer_pullup(in, (ssize_t)look);
 		revo_http_req_t h;
 		int prc = revo_http_parse(buf, look, cfg->max_header, &h);
 		if (prc == REVO_HTTP_NEED_MORE) {
@@ -880,7 +1181,6 @@ static void process(conn_t *c)
 			return;
 		}
 		bool close = h.conn_close || (h.minor == 0 && !h.conn_keep_alive) || w->draining;
-		bool keep_alive_10 = h.minor == 0 && h.conn_keep_alive && !close;
 		size_t body_len = 0;
 		if (h.method == REVO_HTTP_POST) {
 			if (h.chunked) {
@@ -920,127 +1220,40 @@ static void process(conn_t *c)
 			http_error(w, c, 501, true, NULL);
 			return;
 		}
-		/* copy what we need out of the input buffer, then drain it */
-		char path[8192];
-		size_t path_len = h.path_len < sizeof(path) ? h.path_len : 0;
-		bool path_too_long = h.path_len >= sizeof(path);
-		memcpy(path, h.path, path_len);
-		char inm[128];
-		size_t inm_len = h.if_none_match_len < sizeof(inm) ? h.if_none_match_len : 0;
-		memcpy(inm, h.if_none_match ? h.if_none_match : "", inm_len);
-		h.if_none_match = inm_len ? inm : NULL;
-		h.if_none_match_len = inm_len;
-		uint8_t *der = w->reqbuf;
-		size_t der_len = 0;
-		if (h.method == REVO_HTTP_POST && body_len <= sizeof(w->reqbuf)) {
-			evbuffer_drain(in, h.head_len);
-			evbuffer_remove(in, der, body_len);
-			der_len = body_len;
-		} else {
-			evbuffer_drain(in, h.head_len + body_len);
-		}
 		c->started_ms = 0;
-
-		reply_t r = {0};
-		struct evbuffer *text = NULL;
-		uint8_t *signed_der = NULL;
-		int outcome;
-		const char *extra = keep_alive_10 ? "Connection: keep-alive\r\n" : NULL;
-		if (h.method != REVO_HTTP_GET && h.method != REVO_HTTP_POST) {
-			count(w, h.method, OUT_HTTP_ERROR, t0);
-			http_error(w, c, 405, close, "Allow: GET, POST\r\n");
-			continue;
-		}
-		if (path_too_long) {
-			count(w, h.method, OUT_HTTP_ERROR, t0);
-			http_error(w, c, 414 == 414 ? 400 : 400, true, NULL);
+		bool go_on =
+		    handle_request(c, &h, (const uint8_t *)buf + h.head_len, body_len, close, t0);
+		in_consume(c, h.head_len + body_len); /* the request is answered: let it go */
+		if (!go_on)
 			return;
-		}
-		bool is_health = path_len == 8 && memcmp(path, "/healthz", 8) == 0;
-		bool is_metrics = path_len == 8 && memcmp(path, "/metrics", 8) == 0;
-		if ((is_health || is_metrics) && h.method == REVO_HTTP_GET) {
-			text = evbuffer_new();
-			if (is_health)
-				healthz(w, text, &r);
-			else
-				metrics(w, text, &r);
-			r.body_len = evbuffer_get_length(text);
-			r.body = evbuffer_pullup(text, -1);
-			outcome = is_health ? OUT_HEALTH : OUT_METRICS;
-		} else if (is_health || is_metrics) {
-			count(w, h.method, OUT_HTTP_ERROR, t0);
-			http_error(w, c, 405, close, "Allow: GET\r\n");
-			continue;
-		} else {
-			revo_ocsp_request_t *req = &w->req;
-			int drc;
-			if (h.method == REVO_HTTP_POST) {
-				if (!h.type_ocsp) {
-					count(w, h.method, OUT_HTTP_ERROR, t0);
-					http_error(w, c, 415, close, NULL);
-					continue;
-				}
-				drc = body_len <= sizeof(w->reqbuf)
-					  ? revo_ocsp_request_parse(der, der_len, cfg->max_ids, req)
-					  : REVO_EINVAL;
-			} else {
-				drc = revo_ocsp_request_from_path(path, path_len, w->reqbuf,
-								  sizeof(w->reqbuf), cfg->max_ids,
-								  req);
-				if (drc && !looks_like_ocsp_path(path, path_len)) {
-					count(w, h.method, OUT_HTTP_ERROR, t0);
-					http_error(w, c, 404, close, NULL);
-					continue;
-				}
-			}
-			if (drc) {
-				size_t el;
-				r.http = 200;
-				r.type = "application/ocsp-response";
-				r.body = revo_ocsp_error_response(REVO_OCSP_MALFORMED, &el);
-				r.body_len = el;
-				outcome = OUT_MALFORMED;
-			} else {
-				if (revo_reader_begin(w->reader, NULL) != 0) {
-					size_t el;
-					r.http = 200;
-					r.type = "application/ocsp-response";
-					r.body = revo_ocsp_error_response(REVO_OCSP_TRY_LATER, &el);
-					r.body_len = el;
-					outcome = OUT_TRY_LATER;
-				} else {
-					outcome = answer(w, req, &h, h.method == REVO_HTTP_GET, &r,
-							 &signed_der);
-				}
-			}
-		}
-		r.close = close;
-		r.extra = extra;
-		queue_reply(w, c, &r, false);
-		revo_reader_end(w->reader); /* after the body (borrowed from the map) is copied */
-		OPENSSL_free(signed_der);
-		if (text)
-			evbuffer_free(text);
-		count(w, h.method, outcome, t0);
-		if (close) {
-			close_when_flushed(c);
-			return;
-		}
 	}
 }
 
 static void read_cb(evutil_socket_t fd, short what, void *arg)
 {
 	conn_t *c = arg;
+	worker_t *w = c->w;
 	(void)what;
-	const revo_ocsp_server_cfg_t *cfg = c->w->srv->cfg;
+	const revo_ocsp_server_cfg_t *cfg = w->srv->cfg;
 	/* never buffer more than one request's worth: the rest waits in the socket */
 	size_t cap = cfg->max_header + cfg->max_body + 4096, have = evbuffer_get_length(c->in);
 	if (have >= cap) {
 		stop_reading(c);
 		return;
 	}
-	int n = evbuffer_read(c->in, fd, (int)(cap - have < 65536 ? cap - have : 65536));
+	size_t want = cap - have < sizeof(w->in) ? cap - have : sizeof(w->in);
+	ssize_t n;
+	if (have == 0) {
+		/* the usual case, whole requests: read into the worker's buffer, no copy */
+		n = read(fd, w->in, want);
+		if (n > 0) {
+			w->in_conn = c;
+			w->in_p = w->in;
+			w->in_n = (size_t)n;
+		}
+	} else {
+		n = evbuffer_read(c->in, fd, (int)want);
+	}
 	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
 		return;
 	if (n <= 0) {
@@ -1056,6 +1269,7 @@ static void read_cb(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	process(c);
+	in_keep(c);
 	if (!flush(c))
 		return;
 	if (!c->started_ms && !c->writing && !c->closing)
@@ -1466,6 +1680,7 @@ int revo_ocsp_serve(const revo_ocsp_server_cfg_t *cfg, revo_errmsg_t *em)
 	pthread_create(&s->maint, NULL, maint_main, s);
 	for (int i = 0; i < n_threads; i++)
 		pthread_create(&s->workers[i].tid, NULL, worker_main, &s->workers[i]);
+
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 
 	const char *bound[MAX_LISTEN];

@@ -127,6 +127,80 @@ static void decodes_get_paths(void **state)
 			 REVO_EINVAL);
 }
 
+/* The one-pass GET decoder falls back to the general one and decides the same way. */
+static void get_path_fast_and_slow_paths_agree(void **state)
+{
+	(void)state;
+	uint8_t der[512], buf[1024];
+	static revo_ocsp_request_t r;
+	size_t n = make_request(1, -1, EVP_sha1(), der, sizeof(der));
+	char b64[1024], enc[2048], path[2100];
+	int bl = EVP_EncodeBlock((unsigned char *)b64, der, (int)n);
+	size_t el = 0;
+	for (const char *c = b64; *c; c++)
+		el += (size_t)(*c == '/' || *c == '+' || *c == '='
+				   ? snprintf(enc + el, sizeof(enc) - el, "%%%02x", *c)
+				   : snprintf(enc + el, sizeof(enc) - el, "%c", *c));
+	/* a query or a fragment ends the path */
+	int pl = snprintf(path, sizeof(path), "/%s?nonce=1", enc);
+	assert_int_equal(revo_ocsp_request_from_path(path, (size_t)pl, buf, sizeof(buf), 16, &r),
+			 0);
+	assert_int_equal(r.n, 1);
+	pl = snprintf(path, sizeof(path), "/ocsp/%s#x", enc);
+	assert_int_equal(revo_ocsp_request_from_path(path, (size_t)pl, buf, sizeof(buf), 16, &r),
+			 0);
+	/* an escape in the prefix: decoded by the slow path; a bad one refuses the path */
+	pl = snprintf(path, sizeof(path), "/oc%%73p/%s", enc);
+	assert_int_equal(revo_ocsp_request_from_path(path, (size_t)pl, buf, sizeof(buf), 16, &r),
+			 0);
+	pl = snprintf(path, sizeof(path), "/%%zz/%s", enc);
+	assert_int_equal(revo_ocsp_request_from_path(path, (size_t)pl, buf, sizeof(buf), 16, &r),
+			 REVO_EINVAL);
+	/* a bad escape in the request itself */
+	pl = snprintf(path, sizeof(path), "/%s%%4", enc);
+	assert_int_equal(revo_ocsp_request_from_path(path, (size_t)pl, buf, sizeof(buf), 16, &r),
+			 REVO_EINVAL);
+	/* "=" inside, a digit too many, a buffer too small: not a request */
+	pl = snprintf(path, sizeof(path), "/%.8s=%s", b64, b64 + 8);
+	assert_int_equal(revo_ocsp_request_from_path(path, (size_t)pl, buf, sizeof(buf), 16, &r),
+			 REVO_EINVAL);
+	pl = snprintf(path, sizeof(path), "/%.*sA",
+		      bl - (b64[bl - 1] == '=') - (b64[bl - 2] == '='), b64);
+	assert_int_equal(revo_ocsp_request_from_path(path, (size_t)pl, buf, sizeof(buf), 16, &r),
+			 REVO_EINVAL);
+	pl = snprintf(path, sizeof(path), "/%s", enc);
+	assert_int_equal(revo_ocsp_request_from_path(path, (size_t)pl, buf, n - 1, 16, &r),
+			 REVO_EINVAL);
+	assert_int_equal(revo_ocsp_request_from_path(path, (size_t)pl, buf, n, 16, &r), 0);
+}
+
+/* Control characters and DEL are refused anywhere in the target, other octets kept. */
+static void http_target_control_characters(void **state)
+{
+	(void)state;
+	revo_http_req_t h;
+	char req[128];
+	const unsigned char bad[] = {0x00, 0x01, 0x09, 0x1f, 0x7f};
+	for (size_t pos = 1; pos < 40; pos++) {
+		for (size_t b = 0; b < sizeof(bad); b++) {
+			char target[41];
+			memset(target, 'A', 40);
+			target[0] = '/';
+			target[40] = '\0';
+			target[pos] = (char)bad[b];
+			memcpy(req, "GET ", 4);
+			memcpy(req + 4, target, 40);
+			int n = 44 + snprintf(req + 44, sizeof(req) - 44,
+					      " HTTP/1.1\r\nHost: x\r\n\r\n");
+			assert_int_equal(revo_http_parse(req, (size_t)n, 8192, &h), REVO_HTTP_BAD);
+		}
+		char ok[128];
+		int n = snprintf(ok, sizeof(ok), "GET /%.*s\xc3\xa9 HTTP/1.1\r\nHost: x\r\n\r\n",
+				 (int)pos, "~AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
+		assert_int_equal(revo_http_parse(ok, (size_t)n, 8192, &h), 0);
+	}
+}
+
 static void http_heads(void **state)
 {
 	(void)state;
@@ -179,7 +253,9 @@ int main(void)
 	    cmocka_unit_test(decodes_openssl_requests),
 	    cmocka_unit_test(refuses_bad_nonces),
 	    cmocka_unit_test(decodes_get_paths),
+	    cmocka_unit_test(get_path_fast_and_slow_paths_agree),
 	    cmocka_unit_test(http_heads),
+	    cmocka_unit_test(http_target_control_characters),
 	    cmocka_unit_test(error_responses_are_fixed_der),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
