@@ -1681,6 +1681,16 @@ int revo_ocsp_serve(const revo_ocsp_server_cfg_t *cfg, revo_errmsg_t *em)
 	for (int i = 0; i < n_threads; i++)
 		pthread_create(&s->workers[i].tid, NULL, worker_main, &s->workers[i]);
 
+	/* the signal events first: a SIGHUP or SIGTERM sent as soon as we say we are
+	   ready (systemd may) must not meet the default action */
+	mbase = event_base_new();
+	struct main_ctx m = {.s = s, .base = mbase};
+	int signos[3] = {SIGTERM, SIGINT, SIGHUP};
+	for (int i = 0; i < 3; i++) {
+		sigs[i] = evsignal_new(mbase, signos[i], signal_cb, &m);
+		event_add(sigs[i], NULL);
+	}
+	signal(SIGPIPE, SIG_IGN);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 
 	const char *bound[MAX_LISTEN];
@@ -1690,15 +1700,6 @@ int revo_ocsp_serve(const revo_ocsp_server_cfg_t *cfg, revo_errmsg_t *em)
 		cfg->ready(cfg->ready_ctx, bound, s->n_addrs);
 	/* listening, and /healthz already counted: tell systemd (Type=notify) */
 	revo_notifyf("READY=1\nSTATUS=serving on %s", bound[0]);
-
-	mbase = event_base_new();
-	struct main_ctx m = {.s = s, .base = mbase};
-	int signos[3] = {SIGTERM, SIGINT, SIGHUP};
-	for (int i = 0; i < 3; i++) {
-		sigs[i] = evsignal_new(mbase, signos[i], signal_cb, &m);
-		event_add(sigs[i], NULL);
-	}
-	signal(SIGPIPE, SIG_IGN);
 	event_base_dispatch(mbase);
 
 	for (int i = 0; i < n_threads; i++)
