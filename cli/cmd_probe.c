@@ -69,17 +69,6 @@ static int probe_opt(cli_t *cli, int opt, const char *arg, void *vctx)
 	return 0;
 }
 
-/* parse options; misuse is UNKNOWN (3) for probes */
-static int probe_parse(cli_t *cli, int argc, char **argv, const struct option *opts,
-		       struct probe_opts *o, int *first)
-{
-	cli->probe = true;
-	int r = cli_parse(cli, argc, argv, opts, probe_opt, o, first);
-	if (r == EXIT_MISUSE)
-		return P_UNKNOWN;
-	return r;
-}
-
 /* ---- probe crl ---- */
 
 static uint64_t state_read(const char *path)
@@ -125,7 +114,7 @@ int cmd_probe_crl(cli_t *cli, int argc, char **argv)
 	};
 	struct probe_opts o = {0};
 	int first;
-	int r = probe_parse(cli, argc, argv, opts, &o, &first);
+	int r = probe_args(cli, argc, argv, opts, probe_opt, &o, &first, 1);
 	if (r >= 0)
 		return r;
 	if (argc - first != 1)
@@ -306,7 +295,7 @@ int cmd_probe_ocsp(cli_t *cli, int argc, char **argv)
 	};
 	struct probe_opts o = {0};
 	int first;
-	int r = probe_parse(cli, argc, argv, opts, &o, &first);
+	int r = probe_args(cli, argc, argv, opts, probe_opt, &o, &first, 1);
 	if (r >= 0)
 		return r;
 	if (argc - first != 1)
@@ -547,14 +536,9 @@ int cmd_probe_rolesanywhere(cli_t *cli, int argc, char **argv)
 	};
 	struct ra_opts o = {0};
 	int first;
-	cli->probe = true;
-	int r = cli_parse(cli, argc, argv, opts, ra_opt, &o, &first);
-	if (r == EXIT_MISUSE)
-		return P_UNKNOWN;
+	int r = probe_args(cli, argc, argv, opts, ra_opt, &o, &first, 0);
 	if (r >= 0)
 		return r;
-	if (first < argc)
-		return probe_misuse(cli, "unexpected argument '%s'", argv[first]);
 	if (!o.anchor || !strstr(o.anchor, ":trust-anchor/"))
 		return probe_misuse(cli, "--trust-anchor ARN (arn:aws:rolesanywhere:REGION:ACCOUNT:"
 					 "trust-anchor/ID) is required");

@@ -380,14 +380,9 @@ int cmd_probe_sessions(cli_t *cli, int argc, char **argv)
 	};
 	struct sess_opts o = {0};
 	int first;
-	cli->probe = true;
-	int r = cli_parse(cli, argc, argv, opts, sess_opt, &o, &first);
-	if (r == EXIT_MISUSE)
-		return P_UNKNOWN;
+	int r = probe_args(cli, argc, argv, opts, sess_opt, &o, &first, 0);
 	if (r >= 0)
 		return r;
-	if (first < argc)
-		return probe_misuse(cli, "unexpected argument '%s'", argv[first]);
 	int64_t since = 24 * 3600;
 	revo_errmsg_t em = {{0}};
 	if (o.since && revo_duration_parse(o.since, &since, &em))

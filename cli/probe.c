@@ -106,6 +106,20 @@ int probe_misuse(cli_t *cli, const char *fmt, ...)
 	return P_UNKNOWN;
 }
 
+int probe_args(cli_t *cli, int argc, char **argv, const struct option *opts, cli_opt_fn on_opt,
+	       void *ctx, int *first, int max_operands)
+{
+	cli->probe = true;
+	int r = cli_parse(cli, argc, argv, opts, on_opt, ctx, first);
+	if (r == EXIT_MISUSE)
+		return P_UNKNOWN;
+	if (r >= 0)
+		return r;
+	if (max_operands >= 0 && argc - *first > max_operands)
+		return probe_misuse(cli, "unexpected argument '%s'", argv[*first + max_operands]);
+	return -1;
+}
+
 void probe_fmt_dur(int64_t s, char *buf, size_t len)
 {
 	bool neg = s < 0;

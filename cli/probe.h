@@ -38,6 +38,14 @@ void probe_perf(probe_t *p, const char *name, double v, const char *unit);
 /** Print the line (or JSON, with p->extra merged in), write --prometheus; the exit code. */
 int probe_finish(probe_t *p, const char *facts);
 
+/**
+ * Parse a probe's options (cli_parse, with misuse reported the monitoring-plugin way):
+ * -1 to go on, else the exit code (0 after --help, P_UNKNOWN on misuse). With
+ * @max_operands >= 0, more operands than that are misuse.
+ */
+int probe_args(cli_t *cli, int argc, char **argv, const struct option *opts, cli_opt_fn on_opt,
+	       void *ctx, int *first, int max_operands);
+
 /** Misuse: an UNKNOWN line naming the problem; returns P_UNKNOWN. */
 int probe_misuse(cli_t *cli, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

@@ -58,10 +58,10 @@ import threading
 import time
 import uuid
 
-import botocore.session
 import pytest
 
 from rolesanywhere_server import FakeHttp, Recorded, check_value, verify_sigv4
+from rolesanywhere_server import service_model as ra_service_model
 
 SERVICE = "cloudtrail"
 OPERATION = "LookupEvents"
@@ -75,17 +75,9 @@ TRUST_ANCHOR_ARN = f"arn:aws:rolesanywhere:us-east-1:{ACCOUNT}:trust-anchor/0f3c
 PROFILE_ARN = f"arn:aws:rolesanywhere:us-east-1:{ACCOUNT}:profile/5a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"
 ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/revo-test-workload"
 
-_MODEL = None
-_MODEL_LOCK = threading.Lock()
-
-
 def service_model():
     """botocore's cloudtrail service model (loaded once)."""
-    global _MODEL
-    with _MODEL_LOCK:
-        if _MODEL is None:
-            _MODEL = botocore.session.get_session().get_service_model(SERVICE)
-        return _MODEL
+    return ra_service_model(SERVICE)
 
 
 def epoch(when):

@@ -65,17 +65,16 @@ CRL_OPERATIONS = {"ImportCrl", "UpdateCrl", "EnableCrl", "DisableCrl", "GetCrl",
                   "DeleteCrl"}
 ACCOUNT = "123456789012"
 
-_MODEL = None
+_MODELS = {}
 _MODEL_LOCK = threading.Lock()
 
 
-def service_model():
-    """botocore's rolesanywhere service model (loaded once)."""
-    global _MODEL
+def service_model(name=SERVICE):
+    """botocore's service model of `name` (rolesanywhere by default), loaded once."""
     with _MODEL_LOCK:
-        if _MODEL is None:
-            _MODEL = botocore.session.get_session().get_service_model(SERVICE)
-        return _MODEL
+        if name not in _MODELS:
+            _MODELS[name] = botocore.session.get_session().get_service_model(name)
+        return _MODELS[name]
 
 
 def iso(ts):
