@@ -467,3 +467,14 @@ def test_store_that_cannot_be_opened_is_unknown(s, tmp_path):
     s.fake.add_create_session(s.alice.hex, cn="alice", when=s.now - 600)
     rc, line, p = s.probe(store=tmp_path / "no-store-here")
     assert rc == 3 and line.startswith("UNKNOWN - "), (p.stdout, p.stderr)
+
+
+def test_region_from_aws_region(s):
+    """Without --region the probe signs for AWS_REGION (then AWS_DEFAULT_REGION), like
+    targets do: the fake here checks the credential scope's region."""
+    s.fake.region = "eu-west-1"
+    s.fake.add_create_session(s.bob.hex, cn="bob", when=s.now - 600)
+    rc, line, p = s.probe(region=False, env=dict(ENV, AWS_REGION="eu-west-1"))
+    assert rc == 0 and "sessions=1" in line, (line, p.stderr)
+    rc, line, p = s.probe(region=False, env=dict(ENV, AWS_DEFAULT_REGION="eu-west-1"))
+    assert rc == 0 and "sessions=1" in line, (line, p.stderr)
