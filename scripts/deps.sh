@@ -8,11 +8,16 @@ build_pkgs=(gcc meson ninja-build pkg-config openssl libssl-dev liblmdb-dev libe
 test_pkgs=(python3 python3-pytest python3-cryptography lmdb-utils util-linux procps clang
 	libclang-rt-14-dev
 	gnutls-bin libnss3-tools softhsm2 libengine-pkcs11-openssl opensc p11-kit nginx-light
-	radosgw ceph-mon ceph-osd ceph-common python3-botocore)
+	radosgw ceph-mon ceph-osd ceph-common python3-botocore nodejs)
 
 want=("${build_pkgs[@]}")
 if [ "${1:-}" = test ]; then
 	want+=("${test_pkgs[@]}")
+	# npm (tests/js: pkijs): Debian's package, unless the nodejs installed brings its own
+	# npm (NodeSource's does, and conflicts with Debian's npm package)
+	if ! command -v npm >/dev/null 2>&1; then
+		want+=(npm)
+	fi
 fi
 
 missing=()
