@@ -298,6 +298,16 @@ static void http_resp_free(http_resp_t *r)
 	buf_free(&r->body);
 }
 
+/* An upload's HTTP exchange: no answer at all (network, timeout) is worth a retry. */
+static int http_try(const http_req_t *q, http_resp_t *r, revo_upload_result_t *res,
+		    revo_errmsg_t *em)
+{
+	int rc = http_do(q, r, em);
+	if (rc)
+		res->retryable = true;
+	return rc;
+}
+
 /* Map an HTTP failure to an error, with what an operator can do about it. */
 static int http_fail(const char *what, const http_resp_t *r, revo_upload_result_t *res,
 		     revo_errmsg_t *em)
@@ -484,10 +494,8 @@ static int upload_s3(const revo_target_t *t, const target_url_t *u, const revo_c
 
 	/* what is there */
 	q.method = "HEAD";
-	if ((rc = http_do(&q, &r, em)) != 0) {
-		res->retryable = true;
+	if ((rc = http_try(&q, &r, res, em)) != 0)
 		goto out_creds;
-	}
 	char remote_etag[128] = "";
 	if (r.status == 200) {
 		snprintf(remote_etag, sizeof(remote_etag), "%s", r.etag);
@@ -496,10 +504,8 @@ static int upload_s3(const revo_target_t *t, const target_url_t *u, const revo_c
 		} else {
 			http_resp_free(&r);
 			q.method = "GET";
-			if ((rc = http_do(&q, &r, em)) != 0) {
-				res->retryable = true;
+			if ((rc = http_try(&q, &r, res, em)) != 0)
 				goto out_creds;
-			}
 			if (r.status == 200)
 				res->remote_number = crl_number_of(r.body.p, r.body.len, NULL);
 		}
@@ -560,10 +566,8 @@ static int upload_s3(const revo_target_t *t, const target_url_t *u, const revo_c
 	q.body = crl->der;
 	q.body_len = crl->der_len;
 	q.headers = headers;
-	if ((rc = http_do(&q, &r, em)) != 0) {
-		res->retryable = true;
+	if ((rc = http_try(&q, &r, res, em)) != 0)
 		goto out_creds;
-	}
 	if (r.status == 412 && remote_etag[0]) {
 		/*
 		 * If-Match refused. Either the object changed since it was read (someone else
@@ -577,10 +581,8 @@ static int upload_s3(const revo_target_t *t, const target_url_t *u, const revo_c
 				 .creds = &creds,
 				 .region = region,
 				 .service = "s3"};
-		if ((rc = http_do(&h2, &r, em)) != 0) {
-			res->retryable = true;
+		if ((rc = http_try(&h2, &r, res, em)) != 0)
 			goto out_creds;
-		}
 		bool unchanged = r.status == 200 && strcmp(r.etag, remote_etag) == 0 &&
 				 strtoull(r.crl_number, NULL, 10) <= crl->number;
 		http_resp_free(&r);
@@ -592,10 +594,8 @@ static int upload_s3(const revo_target_t *t, const target_url_t *u, const revo_c
 			goto out_creds;
 		}
 		headers[--nh] = NULL; /* drop If-Match, the last header */
-		if ((rc = http_do(&q, &r, em)) != 0) {
-			res->retryable = true;
+		if ((rc = http_try(&q, &r, res, em)) != 0)
 			goto out_creds;
-		}
 	}
 	if (r.status != 200) {
 		rc = http_fail(what, &r, res, em);
@@ -610,10 +610,8 @@ static int upload_s3(const revo_target_t *t, const target_url_t *u, const revo_c
 	q.body = NULL;
 	q.body_len = 0;
 	q.headers = NULL;
-	if ((rc = http_do(&q, &r, em)) != 0) {
-		res->retryable = true;
+	if ((rc = http_try(&q, &r, res, em)) != 0)
 		goto out_creds;
-	}
 	if (r.status != 200) {
 		rc = http_fail(what, &r, res, em);
 		http_resp_free(&r);
@@ -940,11 +938,9 @@ static int upload_http(const char *url, const revo_crl_blob_t *crl, revo_upload_
 {
 	http_req_t q = {.method = "GET", .url = url};
 	http_resp_t r;
-	int rc = http_do(&q, &r, em);
-	if (rc) {
-		res->retryable = true;
+	int rc = http_try(&q, &r, res, em);
+	if (rc)
 		return rc;
-	}
 	if (r.status == 200)
 		res->remote_number = crl_number_of(r.body.p, r.body.len, NULL);
 	http_resp_free(&r);
@@ -960,10 +956,8 @@ static int upload_http(const char *url, const revo_crl_blob_t *crl, revo_upload_
 			 .body = crl->der,
 			 .body_len = crl->der_len,
 			 .headers = headers};
-	if ((rc = http_do(&q, &r, em)) != 0) {
-		res->retryable = true;
+	if ((rc = http_try(&q, &r, res, em)) != 0)
 		return rc;
-	}
 	if (r.status < 200 || r.status >= 300) {
 		rc = http_fail(url, &r, res, em);
 		http_resp_free(&r);
@@ -971,10 +965,8 @@ static int upload_http(const char *url, const revo_crl_blob_t *crl, revo_upload_
 	}
 	http_resp_free(&r);
 	q = (http_req_t){.method = "GET", .url = url};
-	if ((rc = http_do(&q, &r, em)) != 0) {
-		res->retryable = true;
+	if ((rc = http_try(&q, &r, res, em)) != 0)
 		return rc;
-	}
 	uint8_t md[32];
 	sha256(crl->der, crl->der_len, md);
 	sha256(r.body.p ? r.body.p : (const uint8_t *)"", r.body.len, res->sha256);
@@ -1184,9 +1176,9 @@ int revo_ra_get(const char *region, const char *endpoint, const char *profile, c
 	return rc;
 }
 
-int revo_aws_json(const char *service, const char *target, const char *region,
-		  const char *endpoint, const char *profile, json_t *body, json_t **out,
-		  int *status, char *error_type, size_t error_len, revo_errmsg_t *em)
+int revo_aws_json(const char *service, const char *target, const char *region, const char *endpoint,
+		  const char *profile, json_t *body, json_t **out, int *status, char *error_type,
+		  size_t error_len, revo_errmsg_t *em)
 {
 	pthread_once(&curl_once, curl_init);
 	revo_aws_creds_t creds;
